@@ -1,0 +1,25 @@
+// Package testenv is vflag's testbed: KVM-host VMs with emulated SR-IOV NICs
+// on two top-of-rack switches, where cables can be pulled on command and a
+// client measures what a user of the VMs would see.
+//
+// This machine's kernel has no bonding, SR-IOV or RDMA, so every such test
+// meets a real kernel inside a VM: QEMU (TCG here, KVM where it works) boots
+// Debian's 6.12 kernel with two igb NICs (Intel 82576, 7 VFs per port), and
+// the guest loads igb, igbvf and bonding, creates the VFs and bonds the two
+// PFs (bond0, active-backup, miimon 20).
+//
+// The fabric lives only in network namespaces the testbed creates:
+// vflag-<tb>-fabric holds the bridges tora and torb joined by an inter-switch
+// link, with each host's port 0 cabled to tora and port 1 to torb (taps named
+// <host>-p0, <host>-p1); vflag-<tb>-client is a host on tora. Nothing is
+// created in the root namespace.
+//
+// Tests build a testbed with New, AddHost and Start (or ForTest, which ties
+// teardown to t.Cleanup); cmd/vflag-testbed is a CLI on the same API. Every
+// start first sweeps what interrupted runs left behind.
+//
+// The guest is driven through vflag-guest (package guestagent) on a
+// virtio-serial port, chosen over the serial console because it is a clean
+// byte stream with no kernel messages interleaved, needs no network inside
+// the guest, and works under TCG without vhost-vsock on the host.
+package testenv

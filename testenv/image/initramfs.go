@@ -1,0 +1,318 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/u-root/u-root/pkg/cpio"
+)
+
+// AgentPath is where the in-guest agent lives inside the initramfs.
+const AgentPath = "/usr/bin/vflag-guest"
+
+// AgentPortName is the virtio-serial port name the agent serves on.
+const AgentPortName = "vflag.agent"
+
+// Module is a kernel module to put in the image and load at boot.
+type Module struct {
+	// Name is the module name as modules.dep knows it ("bonding").
+	Name string
+	// Params are module parameters ("max_bonds=0").
+	Params string
+}
+
+// File is a host file copied into the image.
+type File struct {
+	// Guest is the absolute path inside the guest.
+	Guest string
+	// Host is the path of the source on the host.
+	Host string
+	// WithLibs also copies the shared libraries the file links (per ldd).
+	WithLibs bool
+}
+
+// Initramfs describes an initramfs for a testbed host.
+type Initramfs struct {
+	// Kernel provides the modules.
+	Kernel Kernel
+	// Modules are loaded at boot in this order, each after its dependencies.
+	Modules []Module
+	// Busybox is the host path of a static busybox ("/bin/busybox" from
+	// busybox-static); every applet gets a link.
+	Busybox string
+	// Agent is the host path of the statically linked vflag-guest binary.
+	Agent string
+	// Files are further host files to copy (iproute2, project binaries).
+	Files []File
+}
+
+// DefaultModules are what a KVM-host VM of the testbed loads at boot: the
+// NIC's PF and VF drivers, bonding, VLANs, bridges and veths for scenario
+// plumbing. RDMA modules are included too, for rdmamgr.
+func DefaultModules() []Module {
+	return []Module{
+		{Name: "igb"}, {Name: "igbvf"}, {Name: "bonding", Params: "max_bonds=0"},
+		{Name: "8021q"}, {Name: "bridge"}, {Name: "veth"}, {Name: "rdma_rxe"},
+	}
+}
+
+// DefaultFiles are the host tools a testbed guest gets besides busybox:
+// iproute2, because busybox's ip knows neither netns nor VF settings, and
+// dash as /bin/sh, because Debian's busybox shell runs its own applets
+// before looking at PATH (so `ip` in a busybox script is always busybox ip).
+func DefaultFiles() []File {
+	return []File{
+		{Guest: "/bin/sh", Host: "/bin/dash", WithLibs: true},
+		{Guest: "/usr/sbin/ip", Host: "/usr/sbin/ip", WithLibs: true},
+		{Guest: "/usr/sbin/bridge", Host: "/usr/sbin/bridge", WithLibs: true},
+	}
+}
+
+// Build returns the path of the initramfs for spec under cacheDir, building
+// it when no archive with the same inputs exists yet.
+func (spec Initramfs) Build(ctx context.Context, cacheDir string, log *slog.Logger) (string, error) {
+	recs, err := spec.records(ctx)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, r := range recs {
+		fmt.Fprintf(h, "%s %o %d\n", r.Name, r.Mode, r.FileSize)
+		if r.ReaderAt != nil {
+			if _, err := io.Copy(h, io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize))); err != nil {
+				return "", fmt.Errorf("hash %s: %w", r.Name, err)
+			}
+		}
+	}
+	sum := hex.EncodeToString(h.Sum(nil))[:16]
+	out := filepath.Join(cacheDir, "initramfs", "initramfs-"+sum+".cpio")
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	log.Info("building initramfs", "path", out, "files", len(recs))
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", filepath.Dir(out), err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".initramfs-*")
+	if err != nil {
+		return "", fmt.Errorf("create initramfs: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	w := cpio.NewDedupWriter(cpio.Newc.Writer(bw))
+	if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write initramfs %s: %w", out, err)
+	}
+	if err := cpio.WriteTrailer(w); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write initramfs %s: %w", out, err)
+	}
+	if err := bw.Flush(); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write initramfs %s: %w", out, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("write initramfs %s: %w", out, err)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", fmt.Errorf("publish initramfs %s: %w", out, err)
+	}
+	return out, nil
+}
+
+// records lists everything in the archive, sorted by path.
+func (spec Initramfs) records(ctx context.Context) ([]cpio.Record, error) {
+	files := map[string]cpio.Record{}
+	add := func(r cpio.Record) { files[strings.TrimPrefix(r.Name, "/")] = r }
+	addHost := func(guest, host string) error {
+		b, err := os.ReadFile(host)
+		if err != nil {
+			return fmt.Errorf("initramfs file %s: %w", guest, err)
+		}
+		st, err := os.Stat(host)
+		if err != nil {
+			return fmt.Errorf("initramfs file %s: %w", guest, err)
+		}
+		add(cpio.StaticRecord(b, cpio.Info{Name: strings.TrimPrefix(guest, "/"), Mode: cpio.S_IFREG | uint64(st.Mode().Perm())}))
+		return nil
+	}
+
+	// Busybox and its applets, except names another file provides.
+	if err := addHost("/bin/busybox", spec.Busybox); err != nil {
+		return nil, fmt.Errorf("%w (install busybox-static)", err)
+	}
+	provided := map[string]bool{}
+	for _, f := range spec.Files {
+		provided[path.Base(f.Guest)] = true
+	}
+	applets, err := exec.CommandContext(ctx, spec.Busybox, "--list-full").Output()
+	if err != nil {
+		return nil, fmt.Errorf("list busybox applets of %s: %w", spec.Busybox, err)
+	}
+	for _, a := range strings.Fields(string(applets)) {
+		if provided[path.Base(a)] || a == "bin/busybox" {
+			continue
+		}
+		add(cpio.Symlink(a, "/bin/busybox"))
+	}
+	add(cpio.Symlink("init", "/bin/busybox"))
+
+	// The agent, extra files and their libraries.
+	if err := addHost(AgentPath, spec.Agent); err != nil {
+		return nil, fmt.Errorf("%w (build it with `make bin/vflag-guest`)", err)
+	}
+	for _, f := range spec.Files {
+		if err := addHost(f.Guest, f.Host); err != nil {
+			return nil, err
+		}
+		if !f.WithLibs {
+			continue
+		}
+		libs, err := sharedLibs(ctx, f.Host)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range libs {
+			if err := addHost(l, l); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	// Kernel modules and the list the agent loads at boot.
+	deps, err := spec.Kernel.ModuleDeps()
+	if err != nil {
+		return nil, err
+	}
+	var list strings.Builder
+	params := map[string]string{}
+	var names []string
+	for _, m := range spec.Modules {
+		params[strings.ReplaceAll(m.Name, "-", "_")] = m.Params
+		names = append(names, m.Name)
+	}
+	order, err := deps.LoadOrder(names...)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", spec.Kernel.Version, err)
+	}
+	modRoot := path.Join("/lib/modules", spec.Kernel.Version)
+	for _, f := range order {
+		guest := path.Join(modRoot, f)
+		if err := addHost(guest, filepath.Join(spec.Kernel.ModulesDir(), f)); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&list, "%s %s\n", guest, params[ModuleName(f)])
+	}
+	add(cpio.StaticFile("etc/vflag/modules", list.String(), 0o644))
+
+	// Boot: busybox init runs rcS, then keeps the agent and a console shell alive.
+	add(cpio.StaticFile("etc/inittab", inittab, 0o644))
+	add(cpio.StaticFile("etc/init.d/rcS", rcS, 0o755))
+	add(cpio.StaticFile("etc/profile", profile, 0o644))
+	add(cpio.StaticFile("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644))
+	add(cpio.StaticFile("etc/group", "root:x:0:\n", 0o644))
+	add(cpio.CharDev("dev/console", 0o600, 5, 1))
+	add(cpio.CharDev("dev/null", 0o666, 1, 3))
+	for _, d := range []string{"proc", "sys", "dev", "run", "tmp", "root", "mnt"} {
+		add(cpio.Directory(d, 0o755))
+	}
+	add(cpio.Symlink("var/run", "/run"))
+
+	keys := make([]string, 0, len(files))
+	for k := range files {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	recs := make([]cpio.Record, 0, len(keys))
+	for _, k := range keys {
+		r := files[k]
+		r.Name = k
+		recs = append(recs, cpio.MakeReproducible(r))
+	}
+	// Directories must precede their contents; WriteRecordsAndDirs creates
+	// parents, so drop explicit directories that a deeper path already implies.
+	return dropImpliedDirs(recs), nil
+}
+
+func dropImpliedDirs(recs []cpio.Record) []cpio.Record {
+	parents := map[string]bool{}
+	for _, r := range recs {
+		for d := path.Dir(r.Name); d != "." && d != "/"; d = path.Dir(d) {
+			parents[d] = true
+		}
+	}
+	out := recs[:0]
+	for _, r := range recs {
+		if r.Mode&cpio.S_IFMT == cpio.S_IFDIR && parents[r.Name] {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+var lddLine = regexp.MustCompile(`(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)`)
+
+// sharedLibs lists the shared libraries (and the dynamic loader) a host
+// binary needs, as ldd resolves them.
+func sharedLibs(ctx context.Context, bin string) ([]string, error) {
+	out, err := exec.CommandContext(ctx, "ldd", bin).Output()
+	if err != nil {
+		return nil, fmt.Errorf("ldd %s: %w", bin, err)
+	}
+	return parseLdd(out), nil
+}
+
+// parseLdd extracts absolute library paths from ldd output.
+func parseLdd(out []byte) []string {
+	var libs []string
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		if m := lddLine.FindSubmatch(line); m != nil {
+			libs = append(libs, string(m[1]))
+		}
+	}
+	return libs
+}
+
+const inittab = `::sysinit:/etc/init.d/rcS
+::respawn:/usr/bin/vflag-guest serve
+ttyS0::respawn:-/bin/sh
+::shutdown:/bin/umount -a -r
+`
+
+// rcS mounts the pseudo file systems, loads the modules and names the host
+// after the vflag.hostname= kernel argument.
+const rcS = `#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm /run/netns
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mkdir -p /run/netns
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in vflag.hostname=*) hostname "${arg#vflag.hostname=}" ;; esac
+done
+/usr/bin/vflag-guest load-modules /etc/vflag/modules
+ip link set lo up
+echo "vflag: userspace ready on $(hostname), uptime $(cut -d' ' -f1 /proc/uptime)s"
+`
+
+const profile = `export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PS1='$(hostname):\w# '
+`

@@ -1,0 +1,117 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// RequireEnv makes a missing testbed prerequisite fail a test instead of
+// skipping it (`make test` sets it, so CI never counts a skip as a pass).
+const RequireEnv = "VFLAG_REQUIRE_TESTBED"
+
+// ForTest starts a testbed with the given hosts for t and tears it down at
+// cleanup, saving each host's console log in t.ArtifactDir() if t failed.
+// Without root, QEMU with igb or the guest kernel it skips t, unless
+// VFLAG_REQUIRE_TESTBED=1. The agent is $VFLAG_GUEST_BIN or built once per
+// test binary from this module's source.
+func ForTest(t testing.TB, specs ...HostSpec) *Testbed {
+	t.Helper()
+	if err := checkTools(); err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("testbed required (%s=1): %v", RequireEnv, err)
+		}
+		t.Skipf("testbed tier: %v", err)
+	}
+	agent, err := testAgent()
+	if err != nil {
+		t.Fatalf("build vflag-guest: %v", err)
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	tb, err := New(Config{
+		Name:  "t" + hex.EncodeToString(b[:]),
+		Agent: agent,
+		Log:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		if err := tb.AddHost(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, h := range tb.hosts {
+				dst := filepath.Join(t.ArtifactDir(), h.spec.Name+"-console.log")
+				if b, err := os.ReadFile(h.path("console.log")); err == nil && os.WriteFile(dst, b, 0o644) == nil {
+					t.Logf("console of %s saved to %s", h.spec.Name, dst)
+				}
+			}
+		}
+		if err := tb.Close(); err != nil {
+			t.Errorf("tear down testbed %s: %v", tb.Name(), err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := tb.Start(ctx); err != nil {
+		t.Fatalf("start testbed: %v", err)
+	}
+	return tb
+}
+
+var (
+	agentOnce sync.Once
+	agentBin  string
+	agentErr  error
+)
+
+// testAgent returns $VFLAG_GUEST_BIN or builds cmd/vflag-guest statically.
+func testAgent() (string, error) {
+	if p := os.Getenv("VFLAG_GUEST_BIN"); p != "" {
+		return p, nil
+	}
+	agentOnce.Do(func() {
+		mod, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil || strings.TrimSpace(string(mod)) == "" || strings.TrimSpace(string(mod)) == os.DevNull {
+			agentErr = errors.New("not inside the vflag module; set VFLAG_GUEST_BIN")
+			return
+		}
+		dir, err := os.MkdirTemp("", "vflag-guest-")
+		if err != nil {
+			agentErr = err
+			return
+		}
+		agentBin = filepath.Join(dir, "vflag-guest")
+		cmd := exec.Command("go", "build", "-o", agentBin, "./cmd/vflag-guest")
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(mod)))
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			agentErr = errors.New(strings.TrimSpace(string(out)))
+		}
+	})
+	return agentBin, agentErr
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+var _ io.Writer = testWriter{}
