@@ -348,7 +348,7 @@ const (
 )
 
 // Pull takes the cable of a port out ("kvm1-p0"). It returns when the
-// change is made, with the time it was made.
+// change is made, with the time the pull began.
 func (tb *Testbed) Pull(ctx context.Context, port string, mode PullMode) (time.Time, error) {
 	return tb.setCable(ctx, port, false, mode)
 }
@@ -363,6 +363,7 @@ func (tb *Testbed) setCable(ctx context.Context, port string, up bool, mode Pull
 	if err != nil {
 		return time.Time{}, err
 	}
+	at := time.Now()
 	if mode == Cable {
 		if err := tb.fabric.setPort(port, up); err != nil {
 			return time.Time{}, err
@@ -371,7 +372,6 @@ func (tb *Testbed) setCable(ctx context.Context, port string, up bool, mode Pull
 	if err := h.qmp(ctx, func(m qmpMonitor) error { return m.SetLink(portDevice(idx), up) }); err != nil {
 		return time.Time{}, fmt.Errorf("set link of %s up=%v: %w", port, up, err)
 	}
-	at := time.Now()
 	tb.mu.Lock()
 	h.LinkDown[idx] = !up
 	tb.mu.Unlock()

@@ -94,6 +94,17 @@ func TestTestbedLifecycle(t *testing.T) {
 	if err := tb.Start(ctx); !errors.Is(err, ErrAlreadyUp) {
 		t.Errorf("second Start: %v, want ErrAlreadyUp", err)
 	}
+	// So is a second testbed of the same name (a second `up`).
+	twin, err := New(Config{Name: tb.Name(), Agent: tb.cfg.Agent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := twin.AddHost(HostSpec{Name: "kvm1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := twin.Start(ctx); !errors.Is(err, ErrAlreadyUp) {
+		t.Errorf("second testbed named %s: %v, want ErrAlreadyUp", tb.Name(), err)
+	}
 
 	// Pause stops the guest: an exec cannot complete; resume brings it back.
 	if err := tb.Pause(ctx, "kvm1"); err != nil {

@@ -42,7 +42,7 @@ func ForTest(t testing.TB, specs ...HostSpec) *Testbed {
 	tb, err := New(Config{
 		Name:  "t" + hex.EncodeToString(b[:]),
 		Agent: agent,
-		Log:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Log:   testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +105,9 @@ func testAgent() (string, error) {
 	})
 	return agentBin, agentErr
 }
+
+// testLogger logs through t.Log.
+func testLogger(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(testWriter{t}, nil)) }
 
 // testWriter sends log lines to t.Log.
 type testWriter struct{ t testing.TB }

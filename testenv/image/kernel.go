@@ -58,7 +58,8 @@ func (k Kernel) ModuleDeps() (ModuleDeps, error) {
 // module index built. It uses apt-get download and dpkg-deb, so the host
 // needs Debian's apt sources (testenv/setup-host.sh) but nothing is installed.
 func FetchKernel(ctx context.Context, cacheDir, pkg string, log *slog.Logger) (Kernel, error) {
-	if pkg == "" {
+	fallback := pkg == ""
+	if fallback {
 		pkg = DefaultKernelPackage
 	}
 	root := filepath.Join(cacheDir, "kernel", pkg)
@@ -71,7 +72,7 @@ func FetchKernel(ctx context.Context, cacheDir, pkg string, log *slog.Logger) (K
 	}
 	deb, err := findDeb(debDir, pkg)
 	if err != nil {
-		chosen, cerr := choosePackage(ctx, pkg)
+		chosen, cerr := choosePackage(ctx, pkg, fallback)
 		if cerr != nil {
 			return Kernel{}, cerr
 		}
@@ -143,25 +144,27 @@ func findDeb(dir, pkg string) (string, error) {
 	return m[len(m)-1], nil
 }
 
-// choosePackage returns pkg when apt knows it, else the newest package that
-// matches kernelPattern.
-func choosePackage(ctx context.Context, pkg string) (string, error) {
+// choosePackage returns pkg when apt knows it, else (with fallback) the
+// newest package that matches kernelPattern.
+func choosePackage(ctx context.Context, pkg string, fallback bool) (string, error) {
+	if exec.CommandContext(ctx, "apt-cache", "show", "--no-all-versions", pkg).Run() == nil {
+		return pkg, nil
+	}
+	if !fallback {
+		return "", fmt.Errorf("%w: apt knows no package %s (see `apt-cache search linux-image-6.12`)", ErrNoKernel, pkg)
+	}
 	out, err := exec.CommandContext(ctx, "apt-cache", "search", "--names-only", `^linux-image-6\.12\.`).Output()
 	if err != nil {
 		return "", fmt.Errorf("apt-cache search for the guest kernel (run testenv/setup-host.sh first): %w", err)
 	}
 	var cands []string
 	for _, line := range strings.Split(string(out), "\n") {
-		name, _, _ := strings.Cut(line, " ")
-		if name == pkg {
-			return pkg, nil
-		}
-		if kernelPattern.MatchString(name) {
+		if name, _, _ := strings.Cut(line, " "); kernelPattern.MatchString(name) {
 			cands = append(cands, name)
 		}
 	}
 	if len(cands) == 0 {
-		return "", fmt.Errorf("%w: apt knows neither %s nor any linux-image-6.12.*+deb12-amd64-unsigned; run `apt-get update` (testenv/setup-host.sh)", ErrNoKernel, pkg)
+		return "", fmt.Errorf("%w: apt knows neither %s nor any linux-image-6.12.*+deb12-amd64-unsigned; run testenv/setup-host.sh (it runs apt-get update)", ErrNoKernel, pkg)
 	}
 	sort.Slice(cands, func(i, j int) bool { return kernelPatch(cands[i]) < kernelPatch(cands[j]) })
 	return cands[len(cands)-1], nil

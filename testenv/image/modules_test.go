@@ -1,6 +1,10 @@
 package image
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -64,5 +68,15 @@ func TestLoadOrderErrors(t *testing.T) {
 	if _, err := ParseModulesDep(strings.NewReader("garbage line\n")); err == nil ||
 		!strings.Contains(err.Error(), "line 1") {
 		t.Errorf("bad line: got %v", err)
+	}
+}
+
+func TestFetchKernelUnknownPackage(t *testing.T) {
+	if _, err := exec.LookPath("apt-cache"); err != nil {
+		t.Skip("needs apt-cache (Debian)")
+	}
+	_, err := FetchKernel(context.Background(), t.TempDir(), "linux-image-0.0.0-nosuch", slog.New(slog.DiscardHandler))
+	if !errors.Is(err, ErrNoKernel) || !strings.Contains(err.Error(), "linux-image-0.0.0-nosuch") {
+		t.Errorf("FetchKernel(unknown) = %v, want ErrNoKernel naming the package", err)
 	}
 }
