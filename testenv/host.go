@@ -347,4 +347,3 @@ func checkTools() error {
 	}
 	return nil
 }
-

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 			err = tb.Start(context.Background())
 		}
 		if err != nil {
-			os.Stderr.WriteString(err.Error())
+			_, _ = os.Stderr.WriteString(err.Error())
 			os.Exit(2)
 		}
 		select {}

@@ -178,8 +178,8 @@ func New(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			stdout.Write(res.Stdout)
-			stderr.Write(res.Stderr)
+			_, _ = stdout.Write(res.Stdout)
+			_, _ = stderr.Write(res.Stderr)
 			if res.ExitCode != 0 {
 				return ExitError{Code: res.ExitCode}
 			}

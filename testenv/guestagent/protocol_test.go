@@ -90,13 +90,19 @@ func TestEncodeLine(t *testing.T) {
 		v    any
 		want string
 	}{
-		{name: "request", v: Request{ID: "ab", Op: OpExec, Cmd: "ip -j link", TimeoutMS: 1500},
-			want: "\n{\"id\":\"ab\",\"op\":\"exec\",\"cmd\":\"ip -j link\",\"timeout_ms\":1500}\n"},
+		{
+			name: "request", v: Request{ID: "ab", Op: OpExec, Cmd: "ip -j link", TimeoutMS: 1500},
+			want: "\n{\"id\":\"ab\",\"op\":\"exec\",\"cmd\":\"ip -j link\",\"timeout_ms\":1500}\n",
+		},
 		{name: "ping", v: Request{ID: "ab", Op: OpPing}, want: "\n{\"id\":\"ab\",\"op\":\"ping\"}\n"},
-		{name: "response", v: Response{ID: "ab", Exit: 1, Stdout: []byte("hi\n"), Truncated: true},
-			want: "\n{\"id\":\"ab\",\"exit\":1,\"stdout\":\"aGkK\",\"truncated\":true}\n"},
-		{name: "newline in command stays escaped", v: Request{ID: "c", Op: OpExec, Cmd: "a\nb"},
-			want: "\n{\"id\":\"c\",\"op\":\"exec\",\"cmd\":\"a\\nb\"}\n"},
+		{
+			name: "response", v: Response{ID: "ab", Exit: 1, Stdout: []byte("hi\n"), Truncated: true},
+			want: "\n{\"id\":\"ab\",\"exit\":1,\"stdout\":\"aGkK\",\"truncated\":true}\n",
+		},
+		{
+			name: "newline in command stays escaped", v: Request{ID: "c", Op: OpExec, Cmd: "a\nb"},
+			want: "\n{\"id\":\"c\",\"op\":\"exec\",\"cmd\":\"a\\nb\"}\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -108,7 +108,9 @@ func Serve(ctx context.Context, rw io.ReadWriter, log *slog.Logger) error {
 	cancel()
 	<-unblocked
 	if ok && !readFinished {
-		<-readDone
+		if rerr := <-readDone; rerr != nil {
+			s.log.Debug("reader stopped", "err", rerr)
+		}
 	}
 	s.mu.Lock()
 	s.stopped = true

@@ -64,8 +64,13 @@ type Initramfs struct {
 // plumbing. RDMA modules are included too, for rdmamgr.
 func DefaultModules() []Module {
 	return []Module{
-		{Name: "igb"}, {Name: "igbvf"}, {Name: "bonding", Params: "max_bonds=0"},
-		{Name: "8021q"}, {Name: "bridge"}, {Name: "veth"}, {Name: "rdma_rxe"},
+		{Name: "igb"},
+		{Name: "igbvf"},
+		{Name: "bonding", Params: "max_bonds=0"},
+		{Name: "8021q"},
+		{Name: "bridge"},
+		{Name: "veth"},
+		{Name: "rdma_rxe"},
 	}
 }
 

@@ -172,6 +172,8 @@ func choosePackage(ctx context.Context, pkg string, fallback bool) (string, erro
 
 func kernelPatch(name string) int {
 	var major, minor, patch int
-	fmt.Sscanf(strings.TrimPrefix(name, "linux-image-"), "%d.%d.%d", &major, &minor, &patch)
+	if _, err := fmt.Sscanf(strings.TrimPrefix(name, "linux-image-"), "%d.%d.%d", &major, &minor, &patch); err != nil {
+		return -1
+	}
 	return patch
 }

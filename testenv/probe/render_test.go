@@ -131,7 +131,7 @@ func parseSVG(t *testing.T, b []byte) []svgLane {
 	sawRoot := false
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

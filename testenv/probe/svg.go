@@ -69,8 +69,11 @@ func WriteSVG(w io.Writer, tls []Timeline) error {
 	// Legend.
 	ly := laneBottom + 22
 	legend := []struct{ colour, label string }{
-		{svgReplied, "replied"}, {svgLost, "lost"}, {svgFault, "fault"},
-		{svgMark, "mark"}, {svgMove, "FDB move"},
+		{svgReplied, "replied"},
+		{svgLost, "lost"},
+		{svgFault, "fault"},
+		{svgMark, "mark"},
+		{svgMove, "FDB move"},
 	}
 	lx := plotL
 	b.WriteString(`<g class="legend">` + "\n")

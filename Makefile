@@ -1,0 +1,67 @@
+# vflag — see README.md. Everything that needs root (the testbed, the
+# privileged tests) is run as root; `make setup` installs what is missing.
+
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+RESULTS := $(CURDIR)/results
+export PATH := $(BIN):/usr/local/go/bin:$(PATH)
+
+GOLANGCI_LINT_VERSION := v2.15.0
+GOFUMPT_VERSION := v0.12.0
+
+# The tiers that may skip elsewhere must run here: a skip fails.
+TEST_ENV := VFLAG_REQUIRE_PRIVILEGED=1 VFLAG_REQUIRE_TESTBED=1 VFLAG_GUEST_BIN=$(BIN)/vflag-guest
+
+.PHONY: help setup build lint test unit e2e demo bench clean
+.DEFAULT_GOAL := help
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## install host packages (QEMU with igb from backports, busybox, ...), Go modules and pinned tools
+	@bash testenv/setup-host.sh
+	@echo "[setup] go mod download"; $(GO) mod download
+	@$(MAKE) --no-print-directory tools
+
+tools: $(BIN)/golangci-lint $(BIN)/gofumpt
+
+$(BIN)/golangci-lint:
+	@echo "[setup] building golangci-lint $(GOLANGCI_LINT_VERSION) into bin/ (takes a few minutes once)"
+	@GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+$(BIN)/gofumpt:
+	@echo "[setup] building gofumpt $(GOFUMPT_VERSION) into bin/"
+	@GOBIN=$(BIN) $(GO) install mvdan.cc/gofumpt@$(GOFUMPT_VERSION)
+
+build: ## build the binaries into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/vflag-testbed
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/vflag-guest
+
+lint: tools ## gofumpt, go vet, golangci-lint, go mod tidy check
+	@out=$$($(BIN)/gofumpt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofumpt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/golangci-lint run ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
+
+test: setup build lint ## everything: lint, unit, privileged and testbed tiers (as root)
+	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 30m -artifacts -outputdir $(RESULTS)/artifacts ./...
+
+unit: ## the unit tier only (no root needed; privileged and testbed tests skip)
+	$(GO) test -count=1 -race -short ./...
+
+e2e: setup build ## the testbed tier only
+	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 20m -artifacts -outputdir $(RESULTS)/artifacts -v \
+		-run 'TestTestbed|TestInterrupted|TestCablePull' ./testenv/...
+
+demo: setup build ## the main job: boot the testbed, pull a cable, print and save the timelines
+	$(BIN)/vflag-testbed demo --results $(RESULTS)
+
+bench: build ## benchmarks; results in results/bench.txt
+	@mkdir -p $(RESULTS)
+	$(GO) test -run '^$$' -bench . -benchmem ./... | tee $(RESULTS)/bench.txt
+
+clean: ## stop leftover testbeds and remove bin/
+	-$(BIN)/vflag-testbed down 2>/dev/null
+	rm -rf $(BIN)
