@@ -38,14 +38,15 @@ type host struct {
 
 	// PID of the QEMU process.
 	PID int
-	// ReadyAfter is the time from Start to the host being provisioned.
+	// ReadyAfter is the time from QEMU's start to the host being provisioned.
 	ReadyAfter time.Duration
 	// LinkDown records which ports' cables are pulled.
 	LinkDown [PortsPerHost]bool
 
-	cmd  *exec.Cmd  // set when this process started QEMU
-	taps []*os.File // the switch side of each port, held until QEMU has them
-	done chan struct{}
+	cmd      *exec.Cmd  // set when this process started QEMU
+	launched time.Time  // when QEMU was started
+	taps     []*os.File // the switch side of each port, held until QEMU has them
+	done     chan struct{}
 
 	// agentMu guards agent, the connection to the guest agent.
 	agentMu sync.Mutex
@@ -134,7 +135,7 @@ func (h *host) launch(ctx context.Context, tb *Testbed, vmlinuz, initrd string) 
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("host %s: start qemu-system-x86_64: %w", h.spec.Name, err)
 	}
-	h.cmd, h.PID = cmd, cmd.Process.Pid
+	h.cmd, h.PID, h.launched = cmd, cmd.Process.Pid, time.Now()
 	h.done = make(chan struct{})
 	go func() { _ = cmd.Wait(); close(h.done) }()
 	// QEMU holds the taps now; ours would keep them alive after QEMU exits.

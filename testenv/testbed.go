@@ -186,7 +186,6 @@ func (tb *Testbed) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("testbed %s (%s): %w; run `vflag-testbed down --name %s` first", tb.cfg.Name, tb.dir, ErrAlreadyUp, tb.cfg.Name)
 	}
 
-	t0 := time.Now()
 	kernel, err := image.FetchKernel(ctx, tb.cfg.CacheDir, "", tb.log)
 	if err != nil {
 		return fmt.Errorf("guest kernel: %w", err)
@@ -234,7 +233,7 @@ func (tb *Testbed) Start(ctx context.Context) (err error) {
 		if err := h.provision(ctx); err != nil {
 			return err
 		}
-		h.ReadyAfter = time.Since(t0)
+		h.ReadyAfter = time.Since(h.launched)
 		tb.log.Info("host ready", "host", h.spec.Name, "after", h.ReadyAfter.Round(time.Millisecond))
 	}
 	tb.started = true
@@ -302,7 +301,8 @@ func (tb *Testbed) ConsoleLog(name string) (string, error) {
 	return h.path("console.log"), nil
 }
 
-// ReadyAfter is how long Start took until the host was provisioned.
+// ReadyAfter is how long the host took from QEMU's start to being
+// provisioned (PFs named, VFs created, bond up).
 func (tb *Testbed) ReadyAfter(name string) (time.Duration, error) {
 	h, err := tb.host(name)
 	if err != nil {
