@@ -46,12 +46,14 @@ lint: tools ## gofumpt, go vet, golangci-lint, go mod tidy check
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 
 test: setup build lint ## everything: lint, unit, privileged and testbed tiers (as root)
+	@mkdir -p $(RESULTS)/artifacts
 	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 30m -artifacts -outputdir $(RESULTS)/artifacts ./...
 
 unit: ## the unit tier only (no root needed; privileged and testbed tests skip)
 	$(GO) test -count=1 -race -short ./...
 
 e2e: setup build ## the testbed tier only
+	@mkdir -p $(RESULTS)/artifacts
 	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 20m -artifacts -outputdir $(RESULTS)/artifacts -v \
 		-run 'TestTestbed|TestInterrupted|TestCablePull' ./testenv/...
 
