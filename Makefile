@@ -9,11 +9,13 @@ export PATH := $(BIN):/usr/local/go/bin:$(PATH)
 
 GOLANGCI_LINT_VERSION := v2.15.0
 GOFUMPT_VERSION := v0.12.0
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 # The tiers that may skip elsewhere must run here: a skip fails.
 TEST_ENV := VFLAG_REQUIRE_PRIVILEGED=1 VFLAG_REQUIRE_TESTBED=1 VFLAG_GUEST_BIN=$(BIN)/vflag-guest
 
-.PHONY: help setup build lint test unit e2e demo bench clean
+.PHONY: help setup tools generate build lint test unit e2e demo bench clean
 .DEFAULT_GOAL := help
 
 help: ## show this help
@@ -24,7 +26,13 @@ setup: ## install host packages (QEMU with igb from backports, busybox, ...), Go
 	@echo "[setup] go mod download"; $(GO) mod download
 	@$(MAKE) --no-print-directory tools
 
-tools: $(BIN)/golangci-lint $(BIN)/gofumpt
+tools: $(BIN)/golangci-lint $(BIN)/gofumpt $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+
+$(BIN)/protoc-gen-go:
+	@GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(BIN)/protoc-gen-go-grpc:
+	@GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 
 $(BIN)/golangci-lint:
 	@echo "[setup] building golangci-lint $(GOLANGCI_LINT_VERSION) into bin/ (takes a few minutes once)"
@@ -39,11 +47,17 @@ build: ## build the binaries into bin/
 	$(GO) build -o $(BIN)/ ./cmd/vflag-testbed
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/vflag-guest
 
-lint: tools ## gofumpt, go vet, golangci-lint, go mod tidy check
+generate: tools ## regenerate the checked-in protobuf code
+	protoc -I api/vflagpb --go_out=api/vflagpb --go_opt=paths=source_relative \
+		--go-grpc_out=api/vflagpb --go-grpc_opt=paths=source_relative api/vflagpb/vflag.proto
+
+lint: tools ## gofumpt, go vet, golangci-lint, go mod tidy and generated-code checks
 	@out=$$($(BIN)/gofumpt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofumpt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/golangci-lint run ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
+	@$(MAKE) --no-print-directory generate >/dev/null
+	@git diff --quiet -- api/vflagpb || { echo "generated code differs from api/vflagpb/vflag.proto: run make generate"; git diff --stat -- api/vflagpb; exit 1; }
 
 test: setup build lint ## everything: lint, unit, privileged and testbed tiers (as root)
 	@mkdir -p $(RESULTS)/artifacts

@@ -43,7 +43,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440 2>/dev/null)" ]; then
 fi
 
 # Packages from bookworm itself.
-base=(iproute2 busybox-static kmod cpio xz-utils zstd ca-certificates make gcc pkg-config tcpdump)
+base=(iproute2 iputils-ping busybox-static kmod cpio xz-utils zstd ca-certificates make gcc git pkg-config tcpdump ethtool protobuf-compiler)
 # Packages that must come from backports (QEMU 7.2 in bookworm has no igb).
 bpo=(qemu-system-x86 qemu-utils libvirt-dev)
 
