@@ -13,7 +13,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 # The tiers that may skip elsewhere must run here: a skip fails.
-TEST_ENV := VFLAG_REQUIRE_PRIVILEGED=1 VFLAG_REQUIRE_TESTBED=1 VFLAG_GUEST_BIN=$(BIN)/vflag-guest
+TEST_ENV := VFLAG_REQUIRE_PRIVILEGED=1 VFLAG_REQUIRE_TESTBED=1 VFLAG_BIN_DIR=$(BIN)
 
 .PHONY: help setup tools generate build lint test unit e2e demo bench clean
 .DEFAULT_GOAL := help
@@ -42,10 +42,9 @@ $(BIN)/gofumpt:
 	@echo "[setup] building gofumpt $(GOFUMPT_VERSION) into bin/"
 	@GOBIN=$(BIN) $(GO) install mvdan.cc/gofumpt@$(GOFUMPT_VERSION)
 
-build: ## build the binaries into bin/
+build: ## build the binaries into bin/ (static: the testbed guest gets them too)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/vflag-testbed
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/vflag-guest
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
 
 generate: tools ## regenerate the checked-in protobuf code
 	protoc -I api/vflagpb --go_out=api/vflagpb --go_opt=paths=source_relative \

@@ -164,4 +164,3 @@ func authInterceptors(gid int, group string) (grpc.UnaryServerInterceptor, grpc.
 	}
 	return unary, stream
 }
-

@@ -44,14 +44,14 @@ func TestInterruptedStartLeavesNothing(t *testing.T) {
 		}
 		t.Skip(err)
 	}
-	agent, err := testAgent()
+	bins, err := testBinDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	runDir := t.TempDir()
 	name := "crash" + strings.ReplaceAll(time.Now().Format("0405.00"), ".", "")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashEnv+"="+name, "VFLAG_TEST_RUNDIR="+runDir, "VFLAG_GUEST_BIN="+agent)
+	cmd.Env = append(os.Environ(), crashEnv+"="+name, "VFLAG_TEST_RUNDIR="+runDir, "VFLAG_BIN_DIR="+bins)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -58,9 +58,10 @@ type Config struct {
 	// Detached lets the QEMU processes outlive this process (the CLI's `up`);
 	// otherwise they are killed when it dies.
 	Detached bool
-	// Agent is the statically linked vflag-guest binary put into the guest
-	// (default $VFLAG_GUEST_BIN, then vflag-guest beside this executable).
-	Agent string
+	// BinDir holds the statically linked project binaries the guest gets
+	// in /usr/bin: vflag-guest (required), vflagd and vflag (when present).
+	// Default $VFLAG_BIN_DIR, then the directory of this executable.
+	BinDir string
 	// Files are extra host files for the guest image (project binaries).
 	Files []image.File
 	// KeepOnFailure leaves a testbed whose Start failed running, for a
@@ -175,7 +176,7 @@ func (tb *Testbed) Start(ctx context.Context) (err error) {
 	if err := checkTools(); err != nil {
 		return err
 	}
-	agent, err := tb.agentPath()
+	agent, extra, err := tb.binaries()
 	if err != nil {
 		return err
 	}
@@ -192,7 +193,7 @@ func (tb *Testbed) Start(ctx context.Context) (err error) {
 	}
 	initrd, err := image.Initramfs{
 		Kernel: kernel, Modules: image.DefaultModules(), Busybox: "/bin/busybox",
-		Agent: agent, Files: append(image.DefaultFiles(), tb.cfg.Files...),
+		Agent: agent, Files: append(append(image.DefaultFiles(), extra...), tb.cfg.Files...),
 	}.Build(ctx, tb.cfg.CacheDir, tb.log)
 	if err != nil {
 		return fmt.Errorf("guest initramfs: %w", err)
@@ -441,20 +442,32 @@ func (tb *Testbed) port(name string) (*host, int, error) {
 	return nil, 0, fmt.Errorf("port %q of testbed %s: %w (have %s)", name, tb.cfg.Name, ErrUnknownPort, strings.Join(tb.Ports(), ", "))
 }
 
-func (tb *Testbed) agentPath() (string, error) {
-	cands := []string{tb.cfg.Agent, os.Getenv("VFLAG_GUEST_BIN")}
-	if exe, err := os.Executable(); err == nil {
-		cands = append(cands, filepath.Join(filepath.Dir(exe), "vflag-guest"))
+// GuestBinaries are the project binaries the guest gets besides the agent,
+// when BinDir has them.
+var guestBinaries = []string{"vflagd", "vflag"}
+
+// binaries finds the agent and the other project binaries for the guest.
+func (tb *Testbed) binaries() (agent string, files []image.File, err error) {
+	dir := tb.cfg.BinDir
+	if dir == "" {
+		dir = os.Getenv("VFLAG_BIN_DIR")
 	}
-	for _, c := range cands {
-		if c == "" {
-			continue
-		}
-		if _, err := os.Stat(c); err == nil {
-			return c, nil
+	if dir == "" {
+		if exe, err := os.Executable(); err == nil {
+			dir = filepath.Dir(exe)
 		}
 	}
-	return "", fmt.Errorf("%w: the vflag-guest binary (build it with `make build`, or set VFLAG_GUEST_BIN)", ErrMissingTool)
+	agent = filepath.Join(dir, "vflag-guest")
+	if _, err := os.Stat(agent); err != nil {
+		return "", nil, fmt.Errorf("%w: %s (build the guest binaries with `make build`, or set VFLAG_BIN_DIR)", ErrMissingTool, agent)
+	}
+	for _, b := range guestBinaries {
+		p := filepath.Join(dir, b)
+		if _, err := os.Stat(p); err == nil {
+			files = append(files, image.File{Guest: "/usr/bin/" + b, Host: p})
+		}
+	}
+	return agent, files, nil
 }
 
 func envOr(key, def string) string {

@@ -95,7 +95,7 @@ func TestTestbedLifecycle(t *testing.T) {
 		t.Errorf("second Start: %v, want ErrAlreadyUp", err)
 	}
 	// So is a second testbed of the same name (a second `up`).
-	twin, err := New(Config{Name: tb.Name(), Agent: tb.cfg.Agent})
+	twin, err := New(Config{Name: tb.Name(), BinDir: tb.cfg.BinDir})
 	if err != nil {
 		t.Fatal(err)
 	}

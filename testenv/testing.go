@@ -23,8 +23,8 @@ const RequireEnv = "VFLAG_REQUIRE_TESTBED"
 // ForTest starts a testbed with the given hosts for t and tears it down at
 // cleanup, saving each host's console log in t.ArtifactDir() if t failed.
 // Without root, QEMU with igb or the guest kernel it skips t, unless
-// VFLAG_REQUIRE_TESTBED=1. The agent is $VFLAG_GUEST_BIN or built once per
-// test binary from this module's source.
+// VFLAG_REQUIRE_TESTBED=1. The guest binaries come from $VFLAG_BIN_DIR or
+// are built once per test binary from this module's source.
 func ForTest(t testing.TB, specs ...HostSpec) *Testbed {
 	t.Helper()
 	if err := checkTools(); err != nil {
@@ -33,16 +33,16 @@ func ForTest(t testing.TB, specs ...HostSpec) *Testbed {
 		}
 		t.Skipf("testbed tier: %v", err)
 	}
-	agent, err := testAgent()
+	bins, err := testBinDir()
 	if err != nil {
-		t.Fatalf("build vflag-guest: %v", err)
+		t.Fatalf("build the guest binaries: %v", err)
 	}
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	tb, err := New(Config{
-		Name:  "t" + hex.EncodeToString(b[:]),
-		Agent: agent,
-		Log:   testLogger(t),
+		Name:   "t" + hex.EncodeToString(b[:]),
+		BinDir: bins,
+		Log:    testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,36 +74,34 @@ func ForTest(t testing.TB, specs ...HostSpec) *Testbed {
 }
 
 var (
-	agentOnce sync.Once
-	agentBin  string
-	agentErr  error
+	binOnce sync.Once
+	binDir  string
+	binErr  error
 )
 
-// testAgent returns $VFLAG_GUEST_BIN or builds cmd/vflag-guest statically.
-func testAgent() (string, error) {
-	if p := os.Getenv("VFLAG_GUEST_BIN"); p != "" {
+// testBinDir returns $VFLAG_BIN_DIR or builds the guest binaries
+// (vflag-guest, vflagd, vflag) statically, once per test binary.
+func testBinDir() (string, error) {
+	if p := os.Getenv("VFLAG_BIN_DIR"); p != "" {
 		return p, nil
 	}
-	agentOnce.Do(func() {
+	binOnce.Do(func() {
 		mod, err := exec.Command("go", "env", "GOMOD").Output()
 		if err != nil || strings.TrimSpace(string(mod)) == "" || strings.TrimSpace(string(mod)) == os.DevNull {
-			agentErr = errors.New("not inside the vflag module; set VFLAG_GUEST_BIN")
+			binErr = errors.New("not inside the vflag module; set VFLAG_BIN_DIR")
 			return
 		}
-		dir, err := os.MkdirTemp("", "vflag-guest-")
-		if err != nil {
-			agentErr = err
+		if binDir, binErr = os.MkdirTemp("", "vflag-bin-"); binErr != nil {
 			return
 		}
-		agentBin = filepath.Join(dir, "vflag-guest")
-		cmd := exec.Command("go", "build", "-o", agentBin, "./cmd/vflag-guest")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/vflag-guest", "./cmd/vflagd", "./cmd/vflag")
 		cmd.Dir = filepath.Dir(strings.TrimSpace(string(mod)))
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			agentErr = errors.New(strings.TrimSpace(string(out)))
+			binErr = errors.New(strings.TrimSpace(string(out)))
 		}
 	})
-	return agentBin, agentErr
+	return binDir, binErr
 }
 
 // testLogger logs through t.Log.

@@ -64,6 +64,7 @@ type VFRef struct {
 	Index int
 }
 
+// String renders the ref for logs and errors: "pf0 vf 3".
 func (r VFRef) String() string { return fmt.Sprintf("%s vf %d", r.PF, r.Index) }
 
 // Allocation is one VM interface's hold on a VF, as persisted.
@@ -91,6 +92,10 @@ type Allocation struct {
 	Addrs []netip.Addr
 	// Since is when the VM got this VF.
 	Since time.Time
+	// Netns, for a namespace VM (the testbed's stand-in for a guest), is
+	// the network namespace that holds the VF's netdev, and NetnsIfname its
+	// name there. Empty for libvirt VMs.
+	Netns, NetnsIfname string
 }
 
 // Key is the allocation's identity: VM and interface.

@@ -121,7 +121,9 @@ func New(stdout, stderr io.Writer, validate ConfigValidator) *cobra.Command {
 			}
 			return call(cmd, func(ctx context.Context, c *api.Client) (proto.Message, error) {
 				return c.Attach(ctx, req)
-			}, func(m proto.Message) string { return vmsText([]*vflagpb.VMInterface{m.(*vflagpb.AttachResponse).GetIface()}) })
+			}, func(m proto.Message) string {
+				return vmsText([]*vflagpb.VMInterface{m.(*vflagpb.AttachResponse).GetIface()})
+			})
 		},
 	}
 	attach.Flags().StringVar(&att.Mac, "mac", "", "the VM interface's MAC")
@@ -268,4 +270,3 @@ func orNone(s string) string {
 	}
 	return s
 }
-

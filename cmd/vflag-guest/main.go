@@ -35,7 +35,7 @@ func run(ctx context.Context, args []string) error {
 	portName := fs.String("port-name", guestagent.DefaultPortName, "name of the virtio-serial port to serve (serve)")
 	debug := fs.Bool("debug", false, "log every request")
 	if len(args) == 0 || fs.Parse(args[1:]) != nil {
-		return fmt.Errorf("usage: vflag-guest load-modules FILE | serve [-port-name NAME] [-debug] | hotplug IFNAME CIDR...")
+		return fmt.Errorf("usage: vflag-guest load-modules FILE | serve [-port-name NAME] [-debug] | hotplug IFNAME CIDR")
 	}
 	level := slog.LevelInfo
 	if *debug {

@@ -105,7 +105,7 @@ func (g Guest) configure(l netlink.Link) error {
 		changed = true
 	}
 	if changed {
-		g.Log.Info("hot-plugged interface configured", "iface", g.Ifname, "mac", l.Attrs().HardwareAddr, "addrs", fmt.Sprint(g.Addrs))
+		g.Log.Info("hot-plugged interface configured", "iface", g.Ifname, "mac", l.Attrs().HardwareAddr.String(), "addrs", fmt.Sprint(g.Addrs))
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ func (w FDBWatcher) Start(ctx context.Context) (*FDBRecorder, error) {
 		}
 		defer ns.Close()
 	}
-	handle, err := netlink.NewHandleAt(ns)
+	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("open netlink handle in %s: %w", nsLabel(w.Netns), err)
 	}

@@ -42,6 +42,11 @@ type allocRecord struct {
 	VF    vfRecord     `json:"vf"`
 	Addrs []netip.Addr `json:"addrs,omitempty"`
 	Since time.Time    `json:"since"`
+	// Home is the PF the VM was first placed on (failback target).
+	Home string `json:"home,omitempty"`
+	// Netns and NetnsIfname place a namespace VM's VF netdev.
+	Netns       string `json:"netns,omitempty"`
+	NetnsIfname string `json:"netns_ifname,omitempty"`
 }
 
 // moveRecord is a persisted Move.
@@ -67,6 +72,7 @@ func encodeAlloc(a vfmgr.Allocation) ([]byte, error) {
 	r := allocRecord{
 		V: &v, VM: a.VM, Iface: a.Iface, VLAN: a.VLAN, QoS: a.QoS, Trust: a.Trust,
 		Bond: a.Bond, VF: vfRecord(a.VF), Addrs: a.Addrs, Since: a.Since.UTC(),
+		Netns: a.Netns, NetnsIfname: a.NetnsIfname, Home: a.Home,
 	}
 	if len(a.MAC) > 0 {
 		r.MAC = a.MAC.String()
@@ -82,6 +88,7 @@ func decodeAlloc(key string, v []byte) (vfmgr.Allocation, error) {
 	a := vfmgr.Allocation{
 		VM: r.VM, Iface: r.Iface, VLAN: r.VLAN, QoS: r.QoS, Trust: r.Trust,
 		Bond: r.Bond, VF: vfmgr.VFRef(r.VF), Addrs: r.Addrs, Since: r.Since,
+		Netns: r.Netns, NetnsIfname: r.NetnsIfname, Home: r.Home,
 	}
 	if r.MAC != "" {
 		mac, err := net.ParseMAC(r.MAC)

@@ -1,0 +1,531 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/vflag/vflag/announce"
+	"github.com/vflag/vflag/api/vflagpb"
+	"github.com/vflag/vflag/vfmgr"
+	"github.com/vflag/vflag/vfmgr/sriov"
+	"github.com/vflag/vflag/vfmgr/store"
+)
+
+// BondConfig is one managed bond.
+type BondConfig struct {
+	// Name is the bond's netdev.
+	Name string
+	// PFs are its two ports.
+	PFs [2]string
+	// VFsPerPF is how many VFs vflag uses on each PF.
+	VFsPerPF int
+	// Policy places VMs (active-first or balance).
+	Policy vfmgr.Policy
+	// FailbackAfter is the failback delay (0: never).
+	FailbackAfter time.Duration
+}
+
+// Options configure a Daemon.
+type Options struct {
+	// Bonds are the managed bonds.
+	Bonds []BondConfig
+	// HoldDown damps a flapping port: its regained carrier counts only
+	// after this long.
+	HoldDown time.Duration
+	// RARPWithoutAddrs announces a MAC with no known address by RARP.
+	RARPWithoutAddrs bool
+	// Kernel, BondCtl, Store, VMs and Announcer are the seams.
+	Kernel    Kernel
+	BondCtl   Bonds
+	Store     Store
+	VMs       VMSide
+	Announcer Announcer
+	// Metrics, when set, counts what the daemon does.
+	Metrics *Metrics
+	// Log is the daemon's logger.
+	Log *slog.Logger
+}
+
+// Daemon is vflagd's core.
+type Daemon struct {
+	opts Options
+	log  *slog.Logger
+
+	// mu guards state, later and subs; failovers run under it, so an API
+	// call never sees a half-executed plan.
+	mu    sync.Mutex
+	state vfmgr.State
+	later []vfmgr.Event
+	subs  map[chan *vflagpb.Event]struct{}
+
+	// announcing tracks announcement goroutines, for Close.
+	announcing sync.WaitGroup
+}
+
+// New returns a daemon; Start takes the inventory.
+func New(opts Options) *Daemon {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Daemon{opts: opts, log: opts.Log, subs: map[chan *vflagpb.Event]struct{}{}}
+}
+
+// Start takes the inventory of every managed bond, creates missing VFs,
+// loads the allocation table, resolves failovers a crash interrupted,
+// reconciles the table with the kernel and applies the rules once.
+func (d *Daemon) Start(ctx context.Context) error {
+	now := time.Now()
+	var pools []*vfmgr.Pool
+	for _, b := range d.opts.Bonds {
+		spec, err := d.inventory(ctx, b, now)
+		if err != nil {
+			return err
+		}
+		p, err := vfmgr.NewPool(spec)
+		if err != nil {
+			return fmt.Errorf("bond %s: %w", b.Name, err)
+		}
+		pools = append(pools, p)
+	}
+	st, err := vfmgr.NewState(pools...)
+	if err != nil {
+		return err
+	}
+	if err := d.recoverIntents(ctx); err != nil {
+		return err
+	}
+	allocs, err := d.opts.Store.List()
+	if err != nil {
+		return fmt.Errorf("load allocations: %w", err)
+	}
+	for _, a := range allocs {
+		if err := st.Adopt(a); err != nil {
+			return fmt.Errorf("allocation table and configuration disagree: %s: %w", a.Key(), err)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.state = st
+	if err := d.reconcileKernel(ctx); err != nil {
+		return err
+	}
+	for _, b := range d.opts.Bonds {
+		d.handle(ctx, vfmgr.Event{Kind: vfmgr.Reconcile, Bond: b.Name, At: now})
+	}
+	d.publishGauges()
+	d.log.Info("vflagd ready", "bonds", len(pools), "allocations", len(allocs))
+	return nil
+}
+
+// inventory reads a bond's PFs and VFs, creating VFs when there are none.
+func (d *Daemon) inventory(ctx context.Context, b BondConfig, now time.Time) (vfmgr.PoolSpec, error) {
+	spec := vfmgr.PoolSpec{Bond: b.Name, Policy: b.Policy, FailbackAfter: b.FailbackAfter, At: now}
+	for i, name := range b.PFs {
+		pf, err := d.opts.Kernel.PF(ctx, name)
+		if err != nil {
+			return spec, fmt.Errorf("bond %s: %w", b.Name, err)
+		}
+		if pf.Bond != b.Name {
+			return spec, fmt.Errorf("bond %s: %s (%s) is not enslaved to it (master %q)", b.Name, name, pf.PCI, pf.Bond)
+		}
+		if b.VFsPerPF > pf.TotalVFs {
+			return spec, fmt.Errorf("bond %s: %d VFs per PF configured but %s (%s, %s) has sriov_totalvfs %d",
+				b.Name, b.VFsPerPF, name, pf.PCI, pf.Driver, pf.TotalVFs)
+		}
+		switch {
+		case pf.NumVFs == 0:
+			d.log.Info("creating VFs", "pf", name, "count", b.VFsPerPF)
+			if err := d.opts.Kernel.SetNumVFs(ctx, name, b.VFsPerPF); err != nil {
+				return spec, fmt.Errorf("bond %s: %w", b.Name, err)
+			}
+		case pf.NumVFs < b.VFsPerPF:
+			// Changing a non-zero count destroys every VF, with whatever
+			// uses them: never done behind an operator's back.
+			return spec, fmt.Errorf("bond %s: %s (%s) has %d VFs, %d configured; vflag will not recreate VFs that may be in use: set sriov_numvfs to 0 or lower vfs_per_pf",
+				b.Name, name, pf.PCI, pf.NumVFs, b.VFsPerPF)
+		}
+		vfs, err := d.opts.Kernel.VFs(ctx, name)
+		if err != nil {
+			return spec, fmt.Errorf("bond %s: %w", b.Name, err)
+		}
+		sort.Slice(vfs, func(i, j int) bool { return vfs[i].Index < vfs[j].Index })
+		if len(vfs) > b.VFsPerPF {
+			vfs = vfs[:b.VFsPerPF]
+		}
+		spec.PFs[i], spec.VFs[i] = pf, vfs
+	}
+	active, err := d.opts.BondCtl.Active(ctx, b.Name)
+	if err != nil {
+		return spec, err
+	}
+	spec.Active = active
+	return spec, nil
+}
+
+// recoverIntents finishes or rolls back the moves of a failover that a
+// crash interrupted: a move whose target VF already carries the VM's MAC
+// went through and is committed; otherwise the whole intent is aborted and
+// the targets are reset, and the Reconcile plan after start moves the VMs
+// again.
+func (d *Daemon) recoverIntents(ctx context.Context) error {
+	intents, err := d.opts.Store.PendingMoves()
+	if err != nil {
+		return fmt.Errorf("load pending moves: %w", err)
+	}
+	if len(intents) == 0 {
+		return nil
+	}
+	allocs, err := d.opts.Store.List()
+	if err != nil {
+		return fmt.Errorf("load allocations: %w", err)
+	}
+	byKey := map[string]vfmgr.Allocation{}
+	for _, a := range allocs {
+		byKey[a.Key()] = a
+	}
+	for _, in := range intents {
+		done := true
+		for _, m := range in.Moves {
+			a := byKey[m.Key]
+			if ok, err := d.vfHasMAC(ctx, m.To, a); err != nil || !ok {
+				done = false
+			}
+		}
+		if done {
+			d.log.Warn("completing a failover interrupted by a crash", "intent", in.ID, "moves", len(in.Moves))
+			for _, m := range in.Moves {
+				a := byKey[m.Key]
+				if a.Netns != "" && d.opts.VMs != nil {
+					_ = d.opts.VMs.Unplug(ctx, a)
+					if err := d.opts.VMs.Plug(ctx, a, m.To); err != nil {
+						d.log.Warn("re-plug after crash", "vm", a.VM, "vf", m.To.String(), "err", err)
+					}
+				}
+				if err := d.opts.Kernel.ResetVF(ctx, m.From.PF, m.From.Index); err != nil {
+					d.log.Warn("reset old VF after crash", "vf", m.From.String(), "err", err)
+				}
+			}
+			if err := d.opts.Store.CommitMoves(in.ID); err != nil {
+				return fmt.Errorf("commit interrupted failover %s: %w", in.ID, err)
+			}
+			continue
+		}
+		d.log.Warn("rolling back a failover interrupted by a crash", "intent", in.ID, "moves", len(in.Moves))
+		for _, m := range in.Moves {
+			a := byKey[m.Key]
+			if ok, _ := d.vfHasMAC(ctx, m.To, a); ok {
+				if err := d.opts.Kernel.ResetVF(ctx, m.To.PF, m.To.Index); err != nil {
+					return fmt.Errorf("roll back %s: %w", m.To, err)
+				}
+			}
+		}
+		if err := d.opts.Store.AbortMoves(in.ID); err != nil {
+			return fmt.Errorf("abort interrupted failover %s: %w", in.ID, err)
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) vfHasMAC(ctx context.Context, ref vfmgr.VFRef, a vfmgr.Allocation) (bool, error) {
+	vfs, err := d.opts.Kernel.VFs(ctx, ref.PF)
+	if err != nil {
+		return false, err
+	}
+	for _, v := range vfs {
+		if v.Index == ref.Index {
+			return macEqual(v.MAC, a.MAC), nil
+		}
+	}
+	return false, nil
+}
+
+// reconcileKernel makes every allocated VF carry its allocation's settings
+// (the table wins: it is what VMs were promised) and reports VFs that carry
+// a MAC no allocation explains. d.mu is held.
+func (d *Daemon) reconcileKernel(ctx context.Context) error {
+	held := map[vfmgr.VFRef]vfmgr.Allocation{}
+	for _, a := range d.state.Allocations() {
+		held[a.VF] = a
+	}
+	for _, b := range d.opts.Bonds {
+		for _, pf := range b.PFs {
+			vfs, err := d.opts.Kernel.VFs(ctx, pf)
+			if err != nil {
+				return err
+			}
+			for _, v := range vfs {
+				a, ok := held[vfmgr.VFRef{PF: pf, Index: v.Index}]
+				switch {
+				case ok && (!macEqual(v.MAC, a.MAC) || v.VLAN != a.VLAN || v.QoS != a.QoS):
+					d.log.Warn("VF disagrees with the allocation table; reconfiguring", "vf", v.ID(), "vm", a.VM, "mac", a.MAC.String(), "kernel_mac", v.MAC.String())
+					if err := d.opts.Kernel.ConfigureVF(ctx, pf, v.Index, vfConfig(a)); err != nil {
+						return err
+					}
+				case !ok && len(v.MAC) > 0 && v.Index < b.VFsPerPF:
+					// The driver's random default, or left behind by a VM that
+					// is gone: either way no VM of ours may share it.
+					d.log.Info("clearing the MAC of an unallocated VF", "vf", v.ID(), "kernel_mac", v.MAC.String())
+					if err := d.opts.Kernel.ResetVF(ctx, pf, v.Index); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func vfConfig(a vfmgr.Allocation) sriov.VFConfig {
+	return sriov.VFConfig{MAC: a.MAC, VLAN: a.VLAN, QoS: a.QoS, SpoofChk: true, Trust: a.Trust}
+}
+
+// Run feeds link messages to the bond FSM and executes the plans, until
+// ctx ends or msgs closes.
+func (d *Daemon) Run(ctx context.Context, msgs <-chan vfmgr.LinkMsg) error {
+	d.mu.Lock()
+	fsm := vfmgr.NewFSM(d.opts.HoldDown, d.state.Bonds()...)
+	d.mu.Unlock()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	arm := func(next time.Time) {
+		d.mu.Lock()
+		for _, ev := range d.later {
+			if next.IsZero() || ev.At.Before(next) {
+				next = ev.At
+			}
+		}
+		d.mu.Unlock()
+		timer.Stop()
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-msgs:
+			if !ok {
+				return errors.New("bond watcher stopped")
+			}
+			evs, next := fsm.Feed(m)
+			d.handleAll(ctx, evs)
+			arm(next)
+		case now := <-timer.C:
+			evs, next := fsm.Tick(now)
+			d.mu.Lock()
+			var due []vfmgr.Event
+			d.later = slices.DeleteFunc(d.later, func(ev vfmgr.Event) bool {
+				if !ev.At.After(now) {
+					due = append(due, ev)
+					return true
+				}
+				return false
+			})
+			d.mu.Unlock()
+			d.handleAll(ctx, append(evs, due...))
+			arm(next)
+		}
+	}
+}
+
+func (d *Daemon) handleAll(ctx context.Context, evs []vfmgr.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ev := range evs {
+		d.handle(ctx, ev)
+	}
+	d.publishGauges()
+}
+
+// handle plans and executes one event. d.mu is held.
+func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
+	start := time.Now()
+	pl := d.state.Plan(ev)
+	d.log.Info("bond event", "bond", ev.Bond, "event", ev.Kind.String(), "pf", ev.PF, "from", ev.From)
+	if pl.Skip != nil {
+		d.log.Debug("event changes nothing", "bond", ev.Bond, "reason", pl.Skip)
+		return
+	}
+	d.later = append(d.later, pl.Later...)
+	for _, u := range pl.Unplaceable {
+		d.log.Error("VM cannot be moved", "bond", ev.Bond, "key", u.Key, "mac", u.MAC.String(), "vf", u.VF.String(), "stranded", u.Stranded, "reason", u.Reason)
+		d.opts.Metrics.unplaceable(ev.Bond)
+		d.emit(&vflagpb.Event{Kind: "unplaceable", Bond: ev.Bond, Pf: u.VF.PF, Mac: u.MAC.String(), Message: u.Reason})
+	}
+	if len(pl.Moves) == 0 {
+		d.state = d.state.Apply(pl)
+		d.emit(&vflagpb.Event{Kind: ev.Kind.String(), Bond: ev.Bond, Pf: ev.PF})
+		return
+	}
+	moved, anns := d.execute(ctx, pl)
+	if len(moved) < len(pl.Moves) && ev.Kind != vfmgr.Reconcile {
+		// Some VMs stayed: enforce the rules once more from the state as it
+		// is (once: a move that keeps failing waits for the next event).
+		defer d.handle(ctx, vfmgr.Event{Kind: vfmgr.Reconcile, Bond: ev.Bond, At: time.Now()})
+	}
+	took := time.Since(start)
+	d.opts.Metrics.failover(ev.Bond, took, len(moved))
+	d.log.Info("failover executed", "bond", ev.Bond, "event", ev.Kind.String(), "pf", ev.PF,
+		"moved", len(moved), "failed", len(pl.Moves)-len(moved), "took", took)
+	d.emit(&vflagpb.Event{
+		Kind: "failover", Bond: ev.Bond, Pf: ev.PF, Moved: uint32(len(moved)), DurationMs: float64(took.Microseconds()) / 1000,
+		Message: fmt.Sprintf("%s: %d moved, %d failed", ev.Kind, len(moved), len(pl.Moves)-len(moved)),
+	})
+	d.announce(anns)
+}
+
+// execute carries out a plan's moves: write-ahead intent, then per move
+// configure the new VF, hand it to the VM side and reset the old one; the
+// moves that went through are committed and applied to the state, the
+// others leave their VM where it was. d.mu is held.
+func (d *Daemon) execute(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Move, []vfmgr.Announcement) {
+	id := newID()
+	moves := make([]store.Move, len(pl.Moves))
+	for i, m := range pl.Moves {
+		moves[i] = store.Move{Key: m.Key, From: m.From, To: m.To}
+	}
+	if err := d.opts.Store.BeginMoves(id, moves); err != nil {
+		d.log.Error("cannot persist failover intent; nothing moved", "bond", pl.Event.Bond, "err", err)
+		return nil, nil
+	}
+	addrs := map[string][]netip.Addr{}
+	var ok []vfmgr.Move
+	for _, m := range pl.Moves {
+		a, _ := d.state.Allocation(m.Key)
+		if err := d.move(ctx, a, m); err != nil {
+			d.log.Error("move failed; VM stays", "vm", m.VM, "mac", m.MAC.String(), "from", m.From.String(), "to", m.To.String(), "err", err)
+			continue
+		}
+		if a.Netns != "" && d.opts.VMs != nil {
+			addrs[m.Key] = a.Addrs
+		}
+		ok = append(ok, m)
+	}
+	final := id
+	if len(ok) != len(pl.Moves) {
+		if err := d.opts.Store.AbortMoves(id); err != nil {
+			d.log.Error("abort failover intent", "intent", id, "err", err)
+		}
+		final = newID()
+		var keep []store.Move
+		for _, m := range ok {
+			keep = append(keep, store.Move{Key: m.Key, From: m.From, To: m.To})
+		}
+		if len(keep) > 0 {
+			if err := d.opts.Store.BeginMoves(final, keep); err != nil {
+				d.log.Error("persist completed moves", "err", err)
+			}
+		}
+	}
+	if len(ok) > 0 {
+		if err := d.opts.Store.CommitMoves(final); err != nil {
+			d.log.Error("commit failover", "intent", final, "err", err)
+		}
+	}
+	applied := pl
+	applied.Moves = ok
+	d.state = d.state.Apply(applied)
+	var anns []vfmgr.Announcement
+	for _, an := range pl.Announce {
+		for _, m := range ok {
+			if m.Key == an.Key {
+				if a, found := addrs[an.Key]; found && len(a) > 0 {
+					an.Addrs = a
+				}
+				anns = append(anns, an)
+			}
+		}
+	}
+	return ok, anns
+}
+
+// move re-homes one VM.
+func (d *Daemon) move(ctx context.Context, a vfmgr.Allocation, m vfmgr.Move) error {
+	cfg := sriov.VFConfig{MAC: m.MAC, VLAN: m.VLAN, QoS: m.QoS, SpoofChk: true, Trust: m.Trust}
+	if err := d.opts.Kernel.ConfigureVF(ctx, m.To.PF, m.To.Index, cfg); err != nil {
+		return err
+	}
+	if a.Netns != "" && d.opts.VMs != nil {
+		if addrs, err := d.opts.VMs.Addrs(ctx, a); err == nil {
+			a.Addrs = addrs
+		}
+		if err := d.opts.VMs.Unplug(ctx, a); err != nil {
+			_ = d.opts.Kernel.ResetVF(ctx, m.To.PF, m.To.Index)
+			return err
+		}
+		if err := d.opts.VMs.Plug(ctx, a, m.To); err != nil {
+			// Give the VM its old VF back rather than nothing.
+			if perr := d.opts.VMs.Plug(ctx, a, m.From); perr != nil {
+				err = fmt.Errorf("%w (and giving back %s: %w)", err, m.From, perr)
+			}
+			_ = d.opts.Kernel.ResetVF(ctx, m.To.PF, m.To.Index)
+			return err
+		}
+	}
+	if err := d.opts.Kernel.ResetVF(ctx, m.From.PF, m.From.Index); err != nil {
+		d.log.Warn("reset old VF", "vf", m.From.String(), "err", err)
+	}
+	return nil
+}
+
+// announce sends the plan's announcements in the background, grouped per
+// PF, so the next event is not held up by the announcement rounds.
+func (d *Daemon) announce(anns []vfmgr.Announcement) {
+	if len(anns) == 0 || d.opts.Announcer == nil {
+		return
+	}
+	byPF := map[string][]announce.Announcement{}
+	for _, a := range anns {
+		if len(a.Addrs) == 0 && !d.opts.RARPWithoutAddrs {
+			continue
+		}
+		byPF[a.PF] = append(byPF[a.PF], announce.Announcement{MAC: a.MAC, VLAN: a.VLAN, Priority: a.QoS, Addrs: a.Addrs})
+	}
+	for pf, list := range byPF {
+		d.announcing.Add(1)
+		go func() {
+			defer d.announcing.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			n, err := d.opts.Announcer.Announce(ctx, pf, list)
+			d.opts.Metrics.announced(pf, n)
+			if err != nil {
+				d.log.Error("announce", "pf", pf, "sent", n, "err", err)
+				return
+			}
+			d.log.Info("announced", "pf", pf, "macs", len(list), "frames", n)
+			d.mu.Lock()
+			d.emit(&vflagpb.Event{Kind: "announce", Pf: pf, Message: fmt.Sprintf("%d MACs, %d frames", len(list), n)})
+			d.mu.Unlock()
+		}()
+	}
+}
+
+// Close waits for announcements under way.
+func (d *Daemon) Close() { d.announcing.Wait() }
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405.000") + "-" + hex.EncodeToString(b[:])
+}
+
+func macEqual(a, b []byte) bool {
+	if len(a) == 0 {
+		return len(b) == 0
+	}
+	return slices.Equal(a, b)
+}
