@@ -10,12 +10,11 @@
 package vflagpb
 
 import (
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
-
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -1114,27 +1113,24 @@ func file_vflag_proto_rawDescGZIP() []byte {
 	return file_vflag_proto_rawDescData
 }
 
-var (
-	file_vflag_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
-	file_vflag_proto_goTypes  = []any{
-		(*StatusRequest)(nil),    // 0: vflag.v1.StatusRequest
-		(*StatusResponse)(nil),   // 1: vflag.v1.StatusResponse
-		(*Bond)(nil),             // 2: vflag.v1.Bond
-		(*Port)(nil),             // 3: vflag.v1.Port
-		(*VMInterface)(nil),      // 4: vflag.v1.VMInterface
-		(*ListVMsRequest)(nil),   // 5: vflag.v1.ListVMsRequest
-		(*ListVMsResponse)(nil),  // 6: vflag.v1.ListVMsResponse
-		(*AttachRequest)(nil),    // 7: vflag.v1.AttachRequest
-		(*AttachResponse)(nil),   // 8: vflag.v1.AttachResponse
-		(*DetachRequest)(nil),    // 9: vflag.v1.DetachRequest
-		(*DetachResponse)(nil),   // 10: vflag.v1.DetachResponse
-		(*FailoverRequest)(nil),  // 11: vflag.v1.FailoverRequest
-		(*FailoverResponse)(nil), // 12: vflag.v1.FailoverResponse
-		(*EventsRequest)(nil),    // 13: vflag.v1.EventsRequest
-		(*Event)(nil),            // 14: vflag.v1.Event
-	}
-)
-
+var file_vflag_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_vflag_proto_goTypes = []any{
+	(*StatusRequest)(nil),    // 0: vflag.v1.StatusRequest
+	(*StatusResponse)(nil),   // 1: vflag.v1.StatusResponse
+	(*Bond)(nil),             // 2: vflag.v1.Bond
+	(*Port)(nil),             // 3: vflag.v1.Port
+	(*VMInterface)(nil),      // 4: vflag.v1.VMInterface
+	(*ListVMsRequest)(nil),   // 5: vflag.v1.ListVMsRequest
+	(*ListVMsResponse)(nil),  // 6: vflag.v1.ListVMsResponse
+	(*AttachRequest)(nil),    // 7: vflag.v1.AttachRequest
+	(*AttachResponse)(nil),   // 8: vflag.v1.AttachResponse
+	(*DetachRequest)(nil),    // 9: vflag.v1.DetachRequest
+	(*DetachResponse)(nil),   // 10: vflag.v1.DetachResponse
+	(*FailoverRequest)(nil),  // 11: vflag.v1.FailoverRequest
+	(*FailoverResponse)(nil), // 12: vflag.v1.FailoverResponse
+	(*EventsRequest)(nil),    // 13: vflag.v1.EventsRequest
+	(*Event)(nil),            // 14: vflag.v1.Event
+}
 var file_vflag_proto_depIdxs = []int32{
 	2,  // 0: vflag.v1.StatusResponse.bonds:type_name -> vflag.v1.Bond
 	3,  // 1: vflag.v1.Bond.ports:type_name -> vflag.v1.Port

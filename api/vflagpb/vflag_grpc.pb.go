@@ -11,7 +11,6 @@ package vflagpb
 
 import (
 	context "context"
-
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -157,23 +156,18 @@ type UnimplementedVflagServer struct{}
 func (UnimplementedVflagServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
 }
-
 func (UnimplementedVflagServer) ListVMs(context.Context, *ListVMsRequest) (*ListVMsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListVMs not implemented")
 }
-
 func (UnimplementedVflagServer) Attach(context.Context, *AttachRequest) (*AttachResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Attach not implemented")
 }
-
 func (UnimplementedVflagServer) Detach(context.Context, *DetachRequest) (*DetachResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Detach not implemented")
 }
-
 func (UnimplementedVflagServer) Failover(context.Context, *FailoverRequest) (*FailoverResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Failover not implemented")
 }
-
 func (UnimplementedVflagServer) Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Events not implemented")
 }
