@@ -68,7 +68,7 @@ unit: ## the unit tier only (no root needed; privileged and testbed tests skip)
 e2e: setup build ## the testbed tier only
 	@mkdir -p $(RESULTS)/artifacts
 	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 20m -artifacts -outputdir $(RESULTS)/artifacts -v \
-		-run 'TestTestbed|TestInterrupted|TestCablePull' ./testenv/...
+		-run 'TestTestbed|TestInterrupted|TestCablePull|TestVflagdOnIgb' ./testenv/... ./vfmgr/...
 
 demo: setup build ## the main job: boot the testbed, pull a cable, print and save the timelines
 	$(BIN)/vflag-testbed demo --results $(RESULTS)

@@ -12,6 +12,14 @@
 //     active-backup bond of its own (same MAC on both VFs). It recovers
 //     after its bond notices and announces itself, at the price of bonding
 //     configured inside every guest.
+//   - vflag: the VM has one VF, handed out by vflagd from the active PF
+//     (`vflag attach`). On the pull vflagd re-homes it onto a VF of the
+//     surviving PF with the same MAC and announces the MAC there; the
+//     guest, modelled by `vflag-guest hotplug` in the namespace, configures
+//     the hot-plugged NIC as a guest OS would. No bonding in the guest.
+//
+// vflagd manages VFs 0..3 of each PF; the other two VMs use VFs 5 and 6,
+// outside its pool.
 //
 // The guest bond uses ARP monitoring (arp_interval 100 ms towards the
 // client), not miimon: QEMU's igb emulation keeps a VF's link up when its
@@ -40,7 +48,11 @@ const CablePull = "cable-pull"
 const (
 	NoVflag   = "no-vflag"
 	GuestBond = "guest-bond"
+	Vflag     = "vflag"
 )
+
+// vflagdPool is how many VFs per PF vflagd manages in the scenario.
+const vflagdPool = 4
 
 // Options tune a scenario run.
 type Options struct {
@@ -98,20 +110,31 @@ func RunCablePull(ctx context.Context, tb *testenv.Testbed, opts Options) ([]pro
 
 	single := vm{name: "vm1", variant: NoVflag, mac: vmMAC(1), addr: vmAddr(1)}
 	bonded := vm{name: "vm2", variant: GuestBond, mac: vmMAC(2), addr: vmAddr(2)}
-	if _, err := tb.MustExec(ctx, opts.Host, singleVFScript(single, active, 0)); err != nil {
+	flagged := vm{name: "vm3", variant: Vflag, mac: vmMAC(3), addr: vmAddr(3)}
+	if _, err := tb.MustExec(ctx, opts.Host, singleVFScript(single, active, 6)); err != nil {
 		return nil, fmt.Errorf("create %s: %w", single.name, err)
 	}
-	if _, err := tb.MustExec(ctx, opts.Host, guestBondScript(bonded, active, backup, 1)); err != nil {
+	if _, err := tb.MustExec(ctx, opts.Host, guestBondScript(bonded, active, backup, 5)); err != nil {
 		return nil, fmt.Errorf("create %s: %w", bonded.name, err)
 	}
-	vms := []vm{single, bonded}
+	if _, err := tb.MustExec(ctx, opts.Host, StartVflagdScript(vflagdPool, "")); err != nil {
+		return nil, fmt.Errorf("start vflagd: %w", err)
+	}
+	if _, err := tb.MustExec(ctx, opts.Host, vflagVMScript(flagged)); err != nil {
+		return nil, fmt.Errorf("create %s: %w", flagged.name, err)
+	}
+	vms := []vm{single, bonded, flagged}
 	for _, v := range vms {
-		if err := waitReachable(ctx, tb, v.addr, 30*time.Second); err != nil {
+		if err := WaitReachable(ctx, tb, v.addr, 30*time.Second); err != nil {
 			return nil, fmt.Errorf("%s (%s) before the pull: %w", v.name, v.addr, err)
 		}
 	}
 
-	fdb, err := probe.FDBWatcher{Netns: tb.FabricNetns(), MACs: []net.HardwareAddr{single.mac, bonded.mac}}.Start(ctx)
+	var macs []net.HardwareAddr
+	for _, v := range vms {
+		macs = append(macs, v.mac)
+	}
+	fdb, err := probe.FDBWatcher{Netns: tb.FabricNetns(), MACs: macs}.Start(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -239,9 +262,47 @@ done
 `, vfSetup, v.name, active, backup, vf, v.mac, testenv.ClientAddr(), v.addr)
 }
 
-// waitReachable probes addr from the client until one probe in a short
+// StartVflagdScript writes a vflagd configuration managing bond0 over
+// pf0/pf1 with n VFs per PF (plus the YAML lines in extra), starts vflagd
+// (log in /tmp/vflagd.log) and waits for its API.
+func StartVflagdScript(n int, extra string) string {
+	return fmt.Sprintf(`set -e
+mkdir -p /etc/vflag
+cat > /etc/vflag/vflag.yaml <<EOF
+bonds:
+  - name: bond0
+    pfs: [pf0, pf1]
+    vfs_per_pf: %d
+announce:
+  count: 3
+  interval: 100ms
+hold_down: 200ms
+%s
+EOF
+vflag config validate
+(vflagd -config /etc/vflag/vflag.yaml >> /tmp/vflagd.log 2>&1 &)
+i=0
+until vflag status >/dev/null 2>&1; do
+	i=$((i+1)); [ $i -lt 200 ] || { echo "vflagd did not come up:" >&2; cat /tmp/vflagd.log >&2; exit 1; }
+	sleep 0.05
+done
+`, n, extra)
+}
+
+// vflagVMScript creates a namespace VM whose guest configures eth0 when it
+// appears, and asks vflagd for its VF.
+func vflagVMScript(v vm) string {
+	return fmt.Sprintf(`set -e
+ip netns add %[1]s
+ip -n %[1]s link set lo up
+(ip netns exec %[1]s vflag-guest hotplug eth0 %[2]s/24 > /tmp/%[1]s-guest.log 2>&1 &)
+vflag attach %[1]s --mac %[3]s --netns %[1]s --netns-ifname eth0
+`, v.name, v.addr, v.mac)
+}
+
+// WaitReachable probes addr from the client until one probe in a short
 // burst is answered.
-func waitReachable(ctx context.Context, tb *testenv.Testbed, addr netip.Addr, d time.Duration) error {
+func WaitReachable(ctx context.Context, tb *testenv.Testbed, addr netip.Addr, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
 		bctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -52,7 +53,8 @@ func NewMetrics() *Metrics {
 			Name: "vflag_port_carrier", Help: "1 when the PF has carrier.",
 		}, []string{"bond", "pf"}),
 	}
-	m.reg.MustRegister(m.failovers, m.duration, m.moved, m.unplaced, m.frames, m.vfsUsed, m.vfsFree, m.portCarrier)
+	m.reg.MustRegister(m.failovers, m.duration, m.moved, m.unplaced, m.frames, m.vfsUsed, m.vfsFree, m.portCarrier,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
