@@ -91,9 +91,19 @@ func (d *Daemon) Attach(ctx context.Context, req *vflagpb.AttachRequest) (*vflag
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("attach %s: %w: %w", req.GetVm(), err, api.ErrInvalid)
 	}
+	prev, held := d.state.Allocation(r.Key())
 	a, err := d.state.Allocate(r)
 	if err != nil {
 		return nil, fmt.Errorf("attach %s: %w", req.GetVm(), err)
+	}
+	if held {
+		// A repeated request: the interface keeps what it holds, and
+		// nothing below may undo it (the VM uses that VF).
+		if prev.Netns != req.GetNetns() || prev.NetnsIfname != req.GetNetnsIfname() {
+			return nil, fmt.Errorf("attach %s: %s holds %s in netns %q as %q: %w",
+				req.GetVm(), a.Key(), a.VF, prev.Netns, prev.NetnsIfname, vfmgr.ErrAllocated)
+		}
+		return d.toPB(prev), nil
 	}
 	a.Netns, a.NetnsIfname = req.GetNetns(), req.GetNetnsIfname()
 	undo := func(cause error) error {

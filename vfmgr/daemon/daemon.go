@@ -223,6 +223,19 @@ func (d *Daemon) recoverIntents(ctx context.Context) error {
 		for _, m := range in.Moves {
 			a := byKey[m.Key]
 			if ok, _ := d.vfHasMAC(ctx, m.To, a); ok {
+				if a.Netns != "" && d.opts.VMs != nil {
+					// The move got past configuring the target, so the VM
+					// may hold it (or nothing): give it its old VF back,
+					// configured first (a VF driver reads its MAC when it
+					// binds).
+					_ = d.opts.VMs.Unplug(ctx, a)
+					if err := d.opts.Kernel.ConfigureVF(ctx, m.From.PF, m.From.Index, vfConfig(a)); err != nil {
+						return fmt.Errorf("roll back %s: %w", m.From, err)
+					}
+					if err := d.opts.VMs.Plug(ctx, a, m.From); err != nil {
+						d.log.Warn("re-plug old VF after crash", "vm", a.VM, "vf", m.From.String(), "err", err)
+					}
+				}
 				if err := d.opts.Kernel.ResetVF(ctx, m.To.PF, m.To.Index); err != nil {
 					return fmt.Errorf("roll back %s: %w", m.To, err)
 				}
@@ -399,13 +412,18 @@ func (d *Daemon) execute(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Move, []vf
 	}
 	if err := d.opts.Store.BeginMoves(id, moves); err != nil {
 		d.log.Error("cannot persist failover intent; nothing moved", "bond", pl.Event.Bond, "err", err)
+		// The event happened all the same: record the bond's new status,
+		// so that the Reconcile that follows plans the moves again.
+		applied := pl
+		applied.Moves = nil
+		d.state = d.state.Apply(applied)
 		return nil, nil
 	}
 	addrs := map[string][]netip.Addr{}
 	var ok []vfmgr.Move
 	for _, m := range pl.Moves {
 		a, _ := d.state.Allocation(m.Key)
-		if err := d.move(ctx, a, m); err != nil {
+		if err := d.move(ctx, &a, m); err != nil {
 			d.log.Error("move failed; VM stays", "vm", m.VM, "mac", m.MAC.String(), "from", m.From.String(), "to", m.To.String(), "err", err)
 			continue
 		}
@@ -452,23 +470,23 @@ func (d *Daemon) execute(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Move, []vf
 	return ok, anns
 }
 
-// move re-homes one VM.
-func (d *Daemon) move(ctx context.Context, a vfmgr.Allocation, m vfmgr.Move) error {
+// move re-homes one VM; a.Addrs gets the addresses the VM side reports.
+func (d *Daemon) move(ctx context.Context, a *vfmgr.Allocation, m vfmgr.Move) error {
 	cfg := sriov.VFConfig{MAC: m.MAC, VLAN: m.VLAN, QoS: m.QoS, SpoofChk: true, Trust: m.Trust}
 	if err := d.opts.Kernel.ConfigureVF(ctx, m.To.PF, m.To.Index, cfg); err != nil {
 		return err
 	}
 	if a.Netns != "" && d.opts.VMs != nil {
-		if addrs, err := d.opts.VMs.Addrs(ctx, a); err == nil {
+		if addrs, err := d.opts.VMs.Addrs(ctx, *a); err == nil {
 			a.Addrs = addrs
 		}
-		if err := d.opts.VMs.Unplug(ctx, a); err != nil {
+		if err := d.opts.VMs.Unplug(ctx, *a); err != nil {
 			_ = d.opts.Kernel.ResetVF(ctx, m.To.PF, m.To.Index)
 			return err
 		}
-		if err := d.opts.VMs.Plug(ctx, a, m.To); err != nil {
+		if err := d.opts.VMs.Plug(ctx, *a, m.To); err != nil {
 			// Give the VM its old VF back rather than nothing.
-			if perr := d.opts.VMs.Plug(ctx, a, m.From); perr != nil {
+			if perr := d.opts.VMs.Plug(ctx, *a, m.From); perr != nil {
 				err = fmt.Errorf("%w (and giving back %s: %w)", err, m.From, perr)
 			}
 			_ = d.opts.Kernel.ResetVF(ctx, m.To.PF, m.To.Index)
