@@ -152,15 +152,19 @@ func (v VMs) rebind(ctx context.Context, vf vfmgr.VFRef) error {
 	}
 	pci := filepath.Base(target)
 	drvLink, err := os.Readlink(filepath.Join(dev, "driver"))
-	if err != nil {
-		return fmt.Errorf("%s (%s) has no driver bound: %w", vf, pci, err)
+	switch {
+	case err == nil:
+		drv := filepath.Join(v.sysfs(), "bus", "pci", "drivers", filepath.Base(drvLink))
+		if err := os.WriteFile(filepath.Join(drv, "unbind"), []byte(pci), 0o200); err != nil {
+			return fmt.Errorf("unbind %s (%s) from %s: %w", vf, pci, filepath.Base(drv), err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("driver of %s (%s): %w", vf, pci, err)
 	}
-	drv := filepath.Join(v.sysfs(), "bus", "pci", "drivers", filepath.Base(drvLink))
-	if err := os.WriteFile(filepath.Join(drv, "unbind"), []byte(pci), 0o200); err != nil {
-		return fmt.Errorf("unbind %s (%s) from %s: %w", vf, pci, filepath.Base(drv), err)
-	}
-	if err := os.WriteFile(filepath.Join(drv, "bind"), []byte(pci), 0o200); err != nil {
-		return fmt.Errorf("bind %s (%s) to %s: %w", vf, pci, filepath.Base(drv), err)
+	// Unbound now (or already, e.g. after a crash between unbind and bind):
+	// let the kernel probe the VF's driver, as for a hot-plugged device.
+	if err := os.WriteFile(filepath.Join(v.sysfs(), "bus", "pci", "drivers_probe"), []byte(pci), 0o200); err != nil {
+		return fmt.Errorf("probe a driver for %s (%s): %w", vf, pci, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -168,7 +172,7 @@ func (v VMs) rebind(ctx context.Context, vf vfmgr.VFRef) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s (%s): no netdev 5 s after binding %s", vf, pci, filepath.Base(drv))
+			return fmt.Errorf("%s (%s): no netdev 5 s after probing its driver", vf, pci)
 		}
 		select {
 		case <-ctx.Done():
