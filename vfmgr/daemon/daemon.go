@@ -34,6 +34,9 @@ type BondConfig struct {
 	FailbackAfter time.Duration
 }
 
+// DefaultParallelMoves bounds the VMs re-homed at once in one failover.
+const DefaultParallelMoves = 8
+
 // Options configure a Daemon.
 type Options struct {
 	// Bonds are the managed bonds.
@@ -43,6 +46,9 @@ type Options struct {
 	HoldDown time.Duration
 	// RARPWithoutAddrs announces a MAC with no known address by RARP.
 	RARPWithoutAddrs bool
+	// ParallelMoves is how many VMs one failover re-homes at once
+	// (default DefaultParallelMoves; 1 runs them in plan order).
+	ParallelMoves int
 	// Kernel, BondCtl, Store, VMs and Announcer are the seams.
 	Kernel    Kernel
 	BondCtl   Bonds
@@ -419,16 +425,36 @@ func (d *Daemon) execute(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Move, []vf
 		d.state = d.state.Apply(applied)
 		return nil, nil
 	}
+	// Moves touch disjoint VFs and VMs: run them side by side, so the
+	// outage of the last VM is not the sum of everyone's driver work.
+	allocs := make([]vfmgr.Allocation, len(pl.Moves))
+	errs := make([]error, len(pl.Moves))
+	par := d.opts.ParallelMoves
+	if par <= 0 {
+		par = DefaultParallelMoves
+	}
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i, m := range pl.Moves {
+		allocs[i], _ = d.state.Allocation(m.Key)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = d.move(ctx, &allocs[i], m)
+		}()
+	}
+	wg.Wait()
 	addrs := map[string][]netip.Addr{}
 	var ok []vfmgr.Move
-	for _, m := range pl.Moves {
-		a, _ := d.state.Allocation(m.Key)
-		if err := d.move(ctx, &a, m); err != nil {
-			d.log.Error("move failed; VM stays", "vm", m.VM, "mac", m.MAC.String(), "from", m.From.String(), "to", m.To.String(), "err", err)
+	for i, m := range pl.Moves {
+		if errs[i] != nil {
+			d.log.Error("move failed; VM stays", "vm", m.VM, "mac", m.MAC.String(), "from", m.From.String(), "to", m.To.String(), "err", errs[i])
 			continue
 		}
-		if a.Netns != "" && d.opts.VMs != nil {
-			addrs[m.Key] = a.Addrs
+		if allocs[i].Netns != "" && d.opts.VMs != nil {
+			addrs[m.Key] = allocs[i].Addrs
 		}
 		ok = append(ok, m)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -475,4 +476,30 @@ func ms(n ...int) []time.Duration {
 		out[i] = time.Duration(v) * time.Millisecond
 	}
 	return out
+}
+
+// TestParallelMoves: with moves run side by side (the default), a failover
+// ends exactly as with one move at a time — same VMs on the same VFs, same
+// kernel and VM-side calls (in another order), same announcements.
+func TestParallelMoves(t *testing.T) {
+	outcome := func(parallel int) [5]string {
+		h := running(t, setup{rarp: true, parallel: parallel})
+		attachThree(h)
+		h.cut("pf0", 10*time.Millisecond)
+		h.sync()
+		return [5]string{sortedLines(h.kernel.takeCalls()), sortedLines(h.vms.takeCalls()), sortedLines(h.ann.take()), h.tableText(), h.kernel.vfsText()}
+	}
+	one, many := outcome(1), outcome(8)
+	for i, what := range []string{"kernel calls", "VM side calls", "announced", "VMs", "VFs"} {
+		diff(t, what+" (8 at once vs one at a time)", many[i], one[i])
+	}
+	if !strings.Contains(one[3], "pf1") {
+		t.Fatalf("the failover moved nothing:\n%s", one[3])
+	}
+}
+
+func sortedLines(s string) string {
+	l := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	sort.Strings(l)
+	return strings.Join(l, "\n") + "\n"
 }

@@ -47,6 +47,8 @@ type setup struct {
 	active string
 	// holdDown is the daemon's hold-down.
 	holdDown time.Duration
+	// parallel is Options.ParallelMoves (1 when zero: calls in plan order).
+	parallel int
 	// rarp announces MACs without known addresses by RARP.
 	rarp bool
 	// flaky wraps the store so BeginMoves can be made to fail.
@@ -136,18 +138,24 @@ func newHarness(t testing.TB, s setup) *harness {
 		h.flaky = &flakyStore{Store: st}
 		ds = h.flaky
 	}
+	if s.parallel == 0 {
+		s.parallel = 1
+	}
 	h.d = daemon.New(daemon.Options{
 		Bonds: []daemon.BondConfig{{
 			Name: "bond0", PFs: [2]string{"pf0", "pf1"}, VFsPerPF: s.vfsPerPF, Policy: vfmgr.ActiveFirst,
 		}},
 		HoldDown:         s.holdDown,
 		RARPWithoutAddrs: s.rarp,
-		Kernel:           h.kernel,
-		BondCtl:          h.bonds,
-		Store:            ds,
-		VMs:              h.vms,
-		Announcer:        h.ann,
-		Metrics:          h.metrics,
+		// One move at a time, so the recorded calls come in plan order
+		// (TestParallelMoves covers the default).
+		ParallelMoves: s.parallel,
+		Kernel:        h.kernel,
+		BondCtl:       h.bonds,
+		Store:         ds,
+		VMs:           h.vms,
+		Announcer:     h.ann,
+		Metrics:       h.metrics,
 	})
 	events, cancel := h.d.Subscribe()
 	h.events = events
