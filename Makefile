@@ -73,9 +73,10 @@ e2e: setup build ## the testbed tier only
 demo: setup build ## the main job: boot the testbed, pull a cable, print and save the timelines
 	$(BIN)/vflag-testbed demo --results $(RESULTS)
 
-bench: build ## benchmarks; results in results/bench.txt
+bench: build ## benchmarks (as root: some send on veths); results in results/bench.json and results/bench.txt
 	@mkdir -p $(RESULTS)
-	$(GO) test -run '^$$' -bench . -benchmem ./... | tee $(RESULTS)/bench.txt
+	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -json ./... > $(RESULTS)/bench.json
+	@$(GO) run ./testenv/benchreport < $(RESULTS)/bench.json | tee $(RESULTS)/bench.txt
 
 clean: ## stop leftover testbeds and remove bin/
 	-$(BIN)/vflag-testbed down 2>/dev/null

@@ -1,6 +1,6 @@
 // Command benchreport turns `go test -bench -json` output (stdin) into the
 // plain benchmark lines (stdout), for results/bench.txt, and fails when a
-// benchmark failed.
+// package failed.
 package main
 
 import (
@@ -21,22 +21,47 @@ type event struct {
 func main() {
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	failed := false
+	// test2json splits a benchmark's line into several output events (the
+	// name, then the figures): rejoin each package's output first.
+	var order []string
+	out := map[string]*strings.Builder{}
+	var failed []string
 	for sc.Scan() {
 		var ev event
 		if json.Unmarshal(sc.Bytes(), &ev) != nil {
 			continue
 		}
-		out := strings.TrimRight(ev.Output, "\n")
-		switch {
-		case ev.Action == "fail" && ev.Test == "":
-			failed = true
-			fmt.Fprintln(os.Stdout, "FAIL", ev.Package)
-		case ev.Action == "output" && (strings.HasPrefix(out, "Benchmark") && strings.Contains(out, "ns/op") || strings.HasPrefix(out, "pkg: ")):
-			fmt.Fprintln(os.Stdout, out)
+		switch ev.Action {
+		case "output":
+			b, ok := out[ev.Package]
+			if !ok {
+				b = &strings.Builder{}
+				out[ev.Package] = b
+				order = append(order, ev.Package)
+			}
+			b.WriteString(ev.Output)
+		case "fail":
+			if ev.Test == "" {
+				failed = append(failed, ev.Package)
+			}
 		}
 	}
-	if failed {
+	for _, pkg := range order {
+		var lines []string
+		for _, l := range strings.Split(out[pkg].String(), "\n") {
+			if strings.HasPrefix(l, "Benchmark") && strings.Contains(l, "ns/op") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 0 {
+			fmt.Println("pkg:", pkg)
+			fmt.Println(strings.Join(lines, "\n"))
+		}
+	}
+	for _, pkg := range failed {
+		fmt.Println("FAIL", pkg)
+	}
+	if len(failed) > 0 {
 		os.Exit(1)
 	}
 }
