@@ -54,12 +54,12 @@ func main() {
 			}
 		}
 		if len(lines) > 0 {
-			fmt.Println("pkg:", pkg)
-			fmt.Println(strings.Join(lines, "\n"))
+			fmt.Fprintln(os.Stdout, "pkg:", pkg)
+			fmt.Fprintln(os.Stdout, strings.Join(lines, "\n"))
 		}
 	}
 	for _, pkg := range failed {
-		fmt.Println("FAIL", pkg)
+		fmt.Fprintln(os.Stdout, "FAIL", pkg)
 	}
 	if len(failed) > 0 {
 		os.Exit(1)
