@@ -284,7 +284,7 @@ func (d *Daemon) reconcileKernel(ctx context.Context) error {
 			for _, v := range vfs {
 				a, ok := held[vfmgr.VFRef{PF: pf, Index: v.Index}]
 				switch {
-				case ok && (!macEqual(v.MAC, a.MAC) || v.VLAN != a.VLAN || v.QoS != a.QoS):
+				case ok && (!macEqual(v.MAC, a.MAC) || v.VLAN != a.VLAN || v.QoS != a.QoS || !v.SpoofChk || v.Trust != a.Trust):
 					d.log.Warn("VF disagrees with the allocation table; reconfiguring", "vf", v.ID(), "vm", a.VM, "mac", a.MAC.String(), "kernel_mac", v.MAC.String())
 					if err := d.opts.Kernel.ConfigureVF(ctx, pf, v.Index, vfConfig(a)); err != nil {
 						return err
