@@ -45,7 +45,7 @@ fi
 # Packages from bookworm itself.
 base=(iproute2 iputils-ping busybox-static kmod cpio xz-utils zstd ca-certificates make gcc git pkg-config tcpdump ethtool protobuf-compiler)
 # Packages that must come from backports (QEMU 7.2 in bookworm has no igb).
-bpo=(qemu-system-x86 qemu-utils libvirt-dev)
+bpo=(qemu-system-x86 qemu-utils libvirt-dev rdmacm-utils ibverbs-utils ibverbs-providers)
 
 missing=()
 for p in "${base[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -71,6 +71,11 @@ func DefaultModules() []Module {
 		{Name: "bridge"},
 		{Name: "veth"},
 		{Name: "rdma_rxe"},
+		// rxe computes its ICRC with the crypto API's crc32, which it would
+		// otherwise request_module (the guest has no modprobe).
+		{Name: "crc32_generic"},
+		// The RDMA connection manager's user API (/dev/infiniband/rdma_cm), for rping.
+		{Name: "rdma_ucm"},
 	}
 }
 
@@ -83,6 +88,16 @@ func DefaultFiles() []File {
 		{Guest: "/bin/sh", Host: "/bin/dash", WithLibs: true},
 		{Guest: "/usr/sbin/ip", Host: "/usr/sbin/ip", WithLibs: true},
 		{Guest: "/usr/sbin/bridge", Host: "/usr/sbin/bridge", WithLibs: true},
+		// RDMA: iproute2's rdma, rdma-core's rping and ibv_devices, and the
+		// Soft-RoCE provider libibverbs loads by its driver file.
+		{Guest: "/usr/sbin/rdma", Host: "/usr/bin/rdma", WithLibs: true},
+		{Guest: "/usr/bin/rping", Host: "/usr/bin/rping", WithLibs: true},
+		{Guest: "/usr/bin/ibv_devices", Host: "/usr/bin/ibv_devices", WithLibs: true},
+		{Guest: "/usr/bin/ibv_rc_pingpong", Host: "/usr/bin/ibv_rc_pingpong", WithLibs: true},
+		{Guest: "/usr/lib/x86_64-linux-gnu/libibverbs/librxe-rdmav34.so", Host: "/usr/lib/x86_64-linux-gnu/libibverbs/librxe-rdmav34.so", WithLibs: true},
+		{Guest: "/etc/libibverbs.d/rxe.driver", Host: "/etc/libibverbs.d/rxe.driver"},
+		// glibc dlopens it for pthread_exit/cancellation (rping's threads).
+		{Guest: "/lib/x86_64-linux-gnu/libgcc_s.so.1", Host: "/lib/x86_64-linux-gnu/libgcc_s.so.1"},
 	}
 }
 
