@@ -1,5 +1,43 @@
-// Package rdmamgr will keep the host's RDMA working across the loss of a
-// port: it discovers RDMA devices over rdma netlink, verifies a NIC's RoCE
-// LAG where the hardware has one, and otherwise binds Soft-RoCE (rdma_rxe)
-// to the bond so RDMA follows the active port.
+// Package rdmamgr keeps the host's RDMA working when one port of a bonded
+// NIC fails.
+//
+// Hardware RDMA queues are bound to one port and know nothing of the bond
+// above it, so RDMA traffic (storage: NVMe-oF, iSER) dies with a single link
+// error (Intel, Linux Plumbers 2019). Upstream ice turns RDMA off when a PF
+// joins a bond; mlx5 offers RoCE LAG (one RDMA device, mlx5_bond_N, for the
+// bond) only without SR-IOV VFs or in switchdev mode. Manager.Ensure puts a
+// bond into one of three modes:
+//
+//   - hw: verify that the NIC's RoCE LAG serves the bond, and say exactly why
+//     not (the per-port devices found, or the ports' drivers);
+//   - soft: bind a Soft-RoCE device, rxe_<bond> (rdma_rxe), to the bond
+//     netdev, so that RDMA follows the bond's active port; refuse without
+//     the module, without an address on the bond, and while an rxe device
+//     sits on a port; delete a device it created that does not show a GID
+//     for each of the bond's addresses within 2 s;
+//   - off: delete rxe_<bond>, and nothing else.
+//
+// Manager.Check reads the same state without changing it, for status and
+// doctor: one line per problem, each with its fix. Manager.Devices lists
+// every RDMA device with its driver, node GUID and ports (state, netdev,
+// GID table).
+//
+// The device list (name, index, node GUID, firmware) comes from rdma netlink
+// and everything else from sysfs under an injectable root (Manager.Sysfs),
+// laid out as the kernel does:
+//
+//	class/infiniband/rxe_bond0/parent                      bond0 (rxe only)
+//	class/infiniband/rxe_bond0/ports/1/state               4: ACTIVE
+//	class/infiniband/rxe_bond0/ports/1/gids/1              0000:0000:0000:0000:0000:ffff:c612:000b
+//	class/infiniband/rxe_bond0/ports/1/gid_attrs/types/1   RoCE v2
+//	class/infiniband/rxe_bond0/ports/1/gid_attrs/ndevs/1   bond0
+//	class/infiniband/mlx5_0/device/driver -> .../drivers/mlx5_core
+//	class/infiniband/mlx5_0/device/net/ens1f0/
+//	class/net/bond0/bonding/slaves                         pf0 pf1
+//	module/rdma_rxe/
+//
+// Netlink goes through the LinkAPI seam (Manager.Links): unit tests fake it
+// together with a fake sysfs tree; the real Netlink needs a kernel with an
+// RDMA core and is exercised only by the nested-QEMU testbed (rdma_rxe in
+// the guest's Debian 6.12 kernel).
 package rdmamgr
