@@ -127,6 +127,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	for _, b := range d.opts.Bonds {
 		d.handle(ctx, vfmgr.Event{Kind: vfmgr.Reconcile, Bond: b.Name, At: now})
 	}
+	d.announceAll(ctx)
 	d.publishGauges()
 	d.log.Info("vflagd ready", "bonds", len(pools), "allocations", len(allocs))
 	return nil
@@ -556,6 +557,35 @@ func (d *Daemon) announce(anns []vfmgr.Announcement) {
 			d.mu.Unlock()
 		}()
 	}
+}
+
+// announceAll announces every VM from the PF it is on. At start the daemon
+// cannot know whether a previous run told the switches where its last
+// failover put the VMs (it may have died between committing the moves and
+// sending the frames, or in the middle of them), so it tells them again.
+// d.mu is held.
+func (d *Daemon) announceAll(ctx context.Context) {
+	var anns []vfmgr.Announcement
+	for _, b := range d.state.Bonds() {
+		up := map[string]bool{}
+		for _, p := range b.Ports {
+			up[p.PF] = p.Carrier
+		}
+		pool, _ := d.state.Pool(b.Bond)
+		for _, a := range pool.Allocations() {
+			if !up[a.VF.PF] {
+				continue
+			}
+			addrs := a.Addrs
+			if a.Netns != "" && d.opts.VMs != nil {
+				if got, err := d.opts.VMs.Addrs(ctx, a); err == nil {
+					addrs = got
+				}
+			}
+			anns = append(anns, vfmgr.Announcement{Key: a.Key(), PF: a.VF.PF, MAC: a.MAC, VLAN: a.VLAN, QoS: a.QoS, Addrs: addrs})
+		}
+	}
+	d.announce(anns)
 }
 
 // Close waits for announcements under way.

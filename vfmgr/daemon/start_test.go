@@ -288,3 +288,27 @@ func TestStartAfterCrash(t *testing.T) {
 		})
 	}
 }
+
+// TestStartAnnouncesEveryVM: a restarted vflagd cannot know whether its
+// previous run told the switches where its last failover put the VMs (it
+// may have died between committing and announcing), so Start announces
+// every VM whose PF has carrier, from that PF; a VM stranded on a PF
+// without carrier is not announced there.
+func TestStartAnnouncesEveryVM(t *testing.T) {
+	h := started(t, setup{rarp: true, down: [2]bool{false, true}, prepare: func(h *harness) {
+		putAlloc(t, h.store, 1, "pf0", 0, 100, true)
+		h.kernel.setVF("pf0", 0, testMAC(1), 100)
+		putAlloc(t, h.store, 2, "pf0", 1, 0, false)
+		h.kernel.setVF("pf0", 1, testMAC(2), 0)
+	}})
+	h.d.Close() // waits for the announcements
+	got := h.ann.take()
+	for _, want := range []string{"announce pf0 " + testMAC(1) + " vlan 100", "announce pf0 " + testMAC(2) + " vlan 0"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("announced:\n%s\nwant a line with %q", got, want)
+		}
+	}
+	if strings.Contains(got, "pf1") {
+		t.Errorf("announced from pf1, which has no carrier:\n%s", got)
+	}
+}
