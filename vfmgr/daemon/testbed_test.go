@@ -38,7 +38,7 @@ func TestVflagdOnIgb(t *testing.T) {
 	run(scenario.StartVflagdScript(7, "metrics:\n  listen: 127.0.0.1:9477"))
 	t.Cleanup(func() {
 		if t.Failed() {
-			if res, err := tb.Exec(context.Background(), "kvm1", "tail -n 60 /tmp/vflagd.log; vflag vms"); err == nil {
+			if res, err := tb.Exec(context.Background(), "kvm1", "tail -n 60 /tmp/vflagd.log; vflag vms; for i in 1 2 3 4 5 6; do echo v$i:; ip -n v$i -br addr; ip -n v$i -br link; tail -n 3 /tmp/v$i.log; done; ip -br link | grep vfl; dmesg | tail -n 30"); err == nil {
 				t.Logf("vflagd log:\n%s", res.Stdout)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -182,37 +183,46 @@ func (v VMs) rebind(ctx context.Context, vf vfmgr.VFRef) error {
 	}
 }
 
+// unplugPrefix starts the name an unplugged VF netdev gets before it
+// leaves the VM ("vfl" and its ifindex).
+const unplugPrefix = "vfl"
+
 // Unplug takes the VM's interface back to the host namespace, down and
-// under a name of its own ("vfl" and its ifindex). A VM without the
-// interface (already unplugged) is not an error.
+// under a name of its own (unplugPrefix and its ifindex). It also takes
+// back any netdev an earlier, interrupted Unplug left in the VM under that
+// name (renamed but not yet moved when vflagd died): left there, it keeps
+// the VM's address on a dead port. A VM without either is not an error.
 func (v VMs) Unplug(_ context.Context, a vfmgr.Allocation) error {
 	h, err := v.vmHandle(a)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	l, err := netlinksafe.New(h).LinkByName(a.NetnsIfname)
-	var notFound netlink.LinkNotFoundError
-	if errors.As(err, &notFound) {
-		return nil
-	}
+	links, err := netlinksafe.New(h).LinkList()
 	if err != nil {
-		return fmt.Errorf("unplug %s from VM %s: %w", a.NetnsIfname, a.VM, err)
-	}
-	if err := h.LinkSetDown(l); err != nil {
-		return fmt.Errorf("unplug %s from VM %s: down: %w", a.NetnsIfname, a.VM, err)
-	}
-	tmp := "vfl" + strconv.Itoa(l.Attrs().Index)
-	if err := h.LinkSetName(l, tmp); err != nil {
-		return fmt.Errorf("unplug %s from VM %s: rename: %w", a.NetnsIfname, a.VM, err)
+		return fmt.Errorf("unplug from VM %s: %w", a.VM, err)
 	}
 	host, err := netns.Get()
 	if err != nil {
 		return fmt.Errorf("unplug from VM %s: host namespace: %w", a.VM, err)
 	}
 	defer host.Close()
-	if err := h.LinkSetNsFd(l, int(host)); err != nil {
-		return fmt.Errorf("unplug %s from VM %s: move to host: %w", a.NetnsIfname, a.VM, err)
+	for _, l := range links {
+		name := l.Attrs().Name
+		if name != a.NetnsIfname && !strings.HasPrefix(name, unplugPrefix) {
+			continue
+		}
+		if err := h.LinkSetDown(l); err != nil {
+			return fmt.Errorf("unplug %s from VM %s: down: %w", name, a.VM, err)
+		}
+		if !strings.HasPrefix(name, unplugPrefix) {
+			if err := h.LinkSetName(l, unplugPrefix+strconv.Itoa(l.Attrs().Index)); err != nil {
+				return fmt.Errorf("unplug %s from VM %s: rename: %w", name, a.VM, err)
+			}
+		}
+		if err := h.LinkSetNsFd(l, int(host)); err != nil {
+			return fmt.Errorf("unplug %s from VM %s: move to host: %w", name, a.VM, err)
+		}
 	}
 	return nil
 }

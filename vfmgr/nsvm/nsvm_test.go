@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,6 +33,10 @@ func TestUnplugAndAddrs(t *testing.T) {
 	ip(vmName, "link", "set", "nic0", "name", "eth0")
 	ip(vmName, "addr", "add", "198.18.0.77/24", "dev", "eth0")
 	ip(vmName, "link", "set", "eth0", "up")
+	// What an Unplug interrupted after its rename leaves behind.
+	ip(hostName, "link", "add", "nic1", "type", "veth", "peer", "name", "peer1")
+	ip(hostName, "link", "set", "nic1", "netns", vmName)
+	ip(vmName, "link", "set", "nic1", "name", "vfl999", "up")
 
 	v := VMs{}
 	a := vfmgr.Allocation{VM: "vm", Iface: "eth0", Netns: vmName, NetnsIfname: "eth0"}
@@ -56,17 +61,21 @@ func TestUnplugAndAddrs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out := ip(vmName, "-br", "link"); strings.Contains(out, "eth0") {
-		t.Errorf("eth0 still in the VM:\n%s", out)
+	if out := ip(vmName, "-br", "link"); strings.Contains(out, "eth0") || strings.Contains(out, "vfl") {
+		t.Errorf("eth0 or a leftover still in the VM:\n%s", out)
 	}
-	back := ""
+	var back []string
 	for _, line := range strings.Split(ip(hostName, "-br", "link"), "\n") {
-		if strings.HasPrefix(line, "vfl") {
-			back = line
+		if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[0], "vfl") {
+			f[0], _, _ = strings.Cut(f[0], "@") // veth names show their peer
+			if f[1] != "DOWN" {
+				t.Errorf("%s is back in the host but not down: %q", f[0], line)
+			}
+			back = append(back, f[0])
 		}
 	}
-	if f := strings.Fields(back); len(f) < 2 || f[1] != "DOWN" {
-		t.Errorf("host namespace should hold the interface as vfl<index>, down; got %q", back)
+	if len(back) != 2 || !slices.Contains(back, "vfl999") {
+		t.Errorf("host namespace should hold the VM's interface and the leftover vfl999, down; got %v", back)
 	}
 
 	// Bad input names the VM.
