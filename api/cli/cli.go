@@ -219,6 +219,16 @@ func statusText(r *vflagpb.StatusResponse) string {
 	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
 	for _, bd := range r.GetBonds() {
 		fmt.Fprintf(w, "%s\tactive %s\tpolicy %s\n", bd.GetName(), orNone(bd.GetActive()), bd.GetPolicy())
+		if m := bd.GetRdmaMode(); m != "" && m != "off" {
+			health := "healthy"
+			if !bd.GetRdmaHealthy() {
+				health = "UNHEALTHY"
+			}
+			fmt.Fprintf(w, "  rdma %s\t%s\t%s\t%s\n", m, orNone(bd.GetRdmaDevice()), bd.GetRdmaState(), health)
+			for _, p := range bd.GetRdmaProblems() {
+				fmt.Fprintf(w, "    ! %s\n", p)
+			}
+		}
 		for _, p := range bd.GetPorts() {
 			link := "link up"
 			if !p.GetCarrier() {

@@ -108,9 +108,16 @@ type Bond struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// active is the bond's active port ("" when none).
-	Active        string  `protobuf:"bytes,2,opt,name=active,proto3" json:"active,omitempty"`
-	Policy        string  `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
-	Ports         []*Port `protobuf:"bytes,4,rep,name=ports,proto3" json:"ports,omitempty"`
+	Active string  `protobuf:"bytes,2,opt,name=active,proto3" json:"active,omitempty"`
+	Policy string  `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
+	Ports  []*Port `protobuf:"bytes,4,rep,name=ports,proto3" json:"ports,omitempty"`
+	// rdma_mode is off, soft or hw; the rest describe the RDMA device that
+	// serves the bond and what is wrong with it, if anything.
+	RdmaMode      string   `protobuf:"bytes,5,opt,name=rdma_mode,json=rdmaMode,proto3" json:"rdma_mode,omitempty"`
+	RdmaDevice    string   `protobuf:"bytes,6,opt,name=rdma_device,json=rdmaDevice,proto3" json:"rdma_device,omitempty"`
+	RdmaState     string   `protobuf:"bytes,7,opt,name=rdma_state,json=rdmaState,proto3" json:"rdma_state,omitempty"`
+	RdmaHealthy   bool     `protobuf:"varint,8,opt,name=rdma_healthy,json=rdmaHealthy,proto3" json:"rdma_healthy,omitempty"`
+	RdmaProblems  []string `protobuf:"bytes,9,rep,name=rdma_problems,json=rdmaProblems,proto3" json:"rdma_problems,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -169,6 +176,41 @@ func (x *Bond) GetPolicy() string {
 func (x *Bond) GetPorts() []*Port {
 	if x != nil {
 		return x.Ports
+	}
+	return nil
+}
+
+func (x *Bond) GetRdmaMode() string {
+	if x != nil {
+		return x.RdmaMode
+	}
+	return ""
+}
+
+func (x *Bond) GetRdmaDevice() string {
+	if x != nil {
+		return x.RdmaDevice
+	}
+	return ""
+}
+
+func (x *Bond) GetRdmaState() string {
+	if x != nil {
+		return x.RdmaState
+	}
+	return ""
+}
+
+func (x *Bond) GetRdmaHealthy() bool {
+	if x != nil {
+		return x.RdmaHealthy
+	}
+	return false
+}
+
+func (x *Bond) GetRdmaProblems() []string {
+	if x != nil {
+		return x.RdmaProblems
 	}
 	return nil
 }
@@ -1020,12 +1062,19 @@ const file_vflag_proto_rawDesc = "" +
 	"\vvflag.proto\x12\bvflag.v1\"\x0f\n" +
 	"\rStatusRequest\"6\n" +
 	"\x0eStatusResponse\x12$\n" +
-	"\x05bonds\x18\x01 \x03(\v2\x0e.vflag.v1.BondR\x05bonds\"p\n" +
+	"\x05bonds\x18\x01 \x03(\v2\x0e.vflag.v1.BondR\x05bonds\"\x95\x02\n" +
 	"\x04Bond\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06active\x18\x02 \x01(\tR\x06active\x12\x16\n" +
 	"\x06policy\x18\x03 \x01(\tR\x06policy\x12$\n" +
-	"\x05ports\x18\x04 \x03(\v2\x0e.vflag.v1.PortR\x05ports\"\x96\x01\n" +
+	"\x05ports\x18\x04 \x03(\v2\x0e.vflag.v1.PortR\x05ports\x12\x1b\n" +
+	"\trdma_mode\x18\x05 \x01(\tR\brdmaMode\x12\x1f\n" +
+	"\vrdma_device\x18\x06 \x01(\tR\n" +
+	"rdmaDevice\x12\x1d\n" +
+	"\n" +
+	"rdma_state\x18\a \x01(\tR\trdmaState\x12!\n" +
+	"\frdma_healthy\x18\b \x01(\bR\vrdmaHealthy\x12#\n" +
+	"\rrdma_problems\x18\t \x03(\tR\frdmaProblems\"\x96\x01\n" +
 	"\x04Port\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03pci\x18\x02 \x01(\tR\x03pci\x12\x16\n" +

@@ -117,7 +117,7 @@ func RunCablePull(ctx context.Context, tb *testenv.Testbed, opts Options) ([]pro
 	if _, err := tb.MustExec(ctx, opts.Host, guestBondScript(bonded, active, backup, 5)); err != nil {
 		return nil, fmt.Errorf("create %s: %w", bonded.name, err)
 	}
-	if _, err := tb.MustExec(ctx, opts.Host, StartVflagdScript(vflagdPool, "")); err != nil {
+	if _, err := tb.MustExec(ctx, opts.Host, StartVflagdScript(vflagdPool, "", "")); err != nil {
 		return nil, fmt.Errorf("start vflagd: %w", err)
 	}
 	if _, err := tb.MustExec(ctx, opts.Host, vflagVMScript(flagged)); err != nil {
@@ -263,9 +263,10 @@ done
 }
 
 // StartVflagdScript writes a vflagd configuration managing bond0 over
-// pf0/pf1 with n VFs per PF (plus the YAML lines in extra), starts vflagd
-// (log in /tmp/vflagd.log) and waits for its API.
-func StartVflagdScript(n int, extra string) string {
+// pf0/pf1 with n VFs per PF (plus the YAML lines bondExtra in the bond's
+// entry and extra at the top), starts vflagd (log in /tmp/vflagd.log) and
+// waits for its API.
+func StartVflagdScript(n int, bondExtra, extra string) string {
 	return fmt.Sprintf(`set -e
 mkdir -p /etc/vflag
 cat > /etc/vflag/vflag.yaml <<EOF
@@ -273,6 +274,7 @@ bonds:
   - name: bond0
     pfs: [pf0, pf1]
     vfs_per_pf: %d
+%s
 announce:
   count: 3
   interval: 100ms
@@ -286,7 +288,7 @@ until vflag status >/dev/null 2>&1; do
 	i=$((i+1)); [ $i -lt 200 ] || { echo "vflagd did not come up:" >&2; cat /tmp/vflagd.log >&2; exit 1; }
 	sleep 0.05
 done
-`, n, extra)
+`, n, bondExtra, extra)
 }
 
 // vflagVMScript creates a namespace VM whose guest configures eth0 when it

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vflag/vflag/rdmamgr"
 	"github.com/vflag/vflag/vfmgr"
 )
 
@@ -61,6 +62,10 @@ type Bond struct {
 	// Backend is the NIC backend (key backend: auto, generic, ice or mlx5;
 	// default auto, chosen from the PF's driver).
 	Backend Backend `yaml:"backend"`
+	// RDMA is how the host's RDMA survives a port loss on this bond (key
+	// rdma: off, soft for Soft-RoCE on the bond, hw to verify the NIC's
+	// RoCE LAG; default off).
+	RDMA rdmamgr.Mode `yaml:"rdma"`
 }
 
 // Failback says whether VMs move back to a PF once it has had carrier
@@ -245,6 +250,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		if b.Backend == "" {
 			b.Backend = BackendAuto
+		}
+		if b.RDMA == "" {
+			b.RDMA = rdmamgr.ModeOff
 		}
 	}
 	if err := c.Validate(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vflag/vflag/rdmamgr"
 	"github.com/vflag/vflag/vfmgr"
 )
 
@@ -21,10 +22,10 @@ func TestExample(t *testing.T) {
 	}
 	want := Config{
 		Bonds: []Bond{
-			{Name: "bond0", PFs: []string{"pf0", "pf1"}, VFsPerPF: 7, Policy: vfmgr.ActiveFirst, Backend: BackendAuto},
+			{Name: "bond0", PFs: []string{"pf0", "pf1"}, VFsPerPF: 7, Policy: vfmgr.ActiveFirst, Backend: BackendAuto, RDMA: rdmamgr.ModeOff},
 			{
 				Name: "bond1", PFs: []string{"ens2f0", "ens2f1"}, VFsPerPF: 32, Policy: vfmgr.Balance,
-				Failback: Failback{After: 30 * time.Second}, Backend: BackendAuto,
+				Failback: Failback{After: 30 * time.Second}, Backend: BackendAuto, RDMA: rdmamgr.ModeOff,
 			},
 		},
 		Announce: Announce{Count: 3, Interval: 100 * time.Millisecond, RARPWithoutAddrs: true},
@@ -40,7 +41,7 @@ func TestExample(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("example decoded as\n%+v\nwant\n%+v", got, want)
 	}
-	if got, want := c.Line("bonds[1].failback"), 26; got != want {
+	if got, want := c.Line("bonds[1].failback"), 30; got != want {
 		t.Errorf("bonds[1].failback on line %d, want %d", got, want)
 	}
 }
@@ -52,7 +53,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Default()
-	want.Bonds = []Bond{{Name: "bond0", PFs: []string{"pf0", "pf1"}, VFsPerPF: 4, Policy: vfmgr.ActiveFirst, Backend: BackendAuto}}
+	want.Bonds = []Bond{{Name: "bond0", PFs: []string{"pf0", "pf1"}, VFsPerPF: 4, Policy: vfmgr.ActiveFirst, Backend: BackendAuto, RDMA: rdmamgr.ModeOff}}
 	got := *c
 	got.file, got.lines = "", nil
 	if !reflect.DeepEqual(got, want) {
@@ -114,7 +115,12 @@ func TestParseErrors(t *testing.T) {
 			name:  "unknown bond key",
 			pairs: []string{"vfs_per_pf: 7", "vfs_per_fp: 7"},
 			// Shape errors come first; values are checked once the shape is right.
-			want: []string{"vflag.yaml:4: bonds[0].vfs_per_fp: unknown key, expected one of name, pfs, vfs_per_pf, policy, failback, backend"},
+			want: []string{"vflag.yaml:4: bonds[0].vfs_per_fp: unknown key, expected one of name, pfs, vfs_per_pf, policy, failback, backend, rdma"},
+		},
+		{
+			name:  "unknown RDMA mode",
+			pairs: []string{"    policy: balance", "    policy: balance\n    rdma: fast"},
+			want:  []string{`vflag.yaml:6: bonds[0].rdma: unknown mode "fast", expected hw, soft or off`},
 		},
 		{
 			name:  "repeated key",

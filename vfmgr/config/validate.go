@@ -74,6 +74,11 @@ func (c *Config) Validate() error {
 		if b.Failback.After < 0 {
 			add(k+".failback", "after: %s is not positive (to turn failback off, write failback: never)", b.Failback.After)
 		}
+		if b.RDMA != "" {
+			if err := b.RDMA.Validate(); err != nil {
+				add(k+".rdma", "unknown mode %q, expected hw, soft or off", b.RDMA)
+			}
+		}
 		if !b.Backend.Valid() {
 			add(k+".backend", "unknown backend %q, expected %s, %s, %s or %s", b.Backend, BackendAuto, BackendGeneric, BackendICE, BackendMLX5)
 		}

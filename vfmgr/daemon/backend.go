@@ -10,13 +10,14 @@ import (
 
 	"github.com/vflag/vflag/api"
 	"github.com/vflag/vflag/api/vflagpb"
+	"github.com/vflag/vflag/rdmamgr"
 	"github.com/vflag/vflag/vfmgr"
 )
 
 var _ api.Backend = (*Daemon)(nil)
 
 // Status implements api.Backend.
-func (d *Daemon) Status(context.Context) (*vflagpb.StatusResponse, error) {
+func (d *Daemon) Status(ctx context.Context) (*vflagpb.StatusResponse, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := &vflagpb.StatusResponse{}
@@ -30,9 +31,26 @@ func (d *Daemon) Status(context.Context) (*vflagpb.StatusResponse, error) {
 				VfsTotal: uint32(p.Total), VfsUsed: uint32(p.Used),
 			})
 		}
+		d.rdmaStatus(ctx, bd)
 		r.Bonds = append(r.Bonds, bd)
 	}
 	return r, nil
+}
+
+// rdmaStatus fills in a bond's RDMA health (read-only checks of sysfs).
+func (d *Daemon) rdmaStatus(ctx context.Context, bd *vflagpb.Bond) {
+	for _, b := range d.opts.Bonds {
+		if b.Name != bd.GetName() {
+			continue
+		}
+		bd.RdmaMode = string(rdmamgr.ModeOff)
+		if b.RDMA == "" || b.RDMA == rdmamgr.ModeOff || d.opts.RDMA == nil {
+			return
+		}
+		rs := d.opts.RDMA.Check(ctx, b.Name, b.RDMA)
+		bd.RdmaMode, bd.RdmaDevice, bd.RdmaState = string(b.RDMA), rs.Device, string(rs.State)
+		bd.RdmaHealthy, bd.RdmaProblems = rs.Healthy, rs.Problems
+	}
 }
 
 // ListVMs implements api.Backend.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vflag/vflag/announce"
 	"github.com/vflag/vflag/api/vflagpb"
+	"github.com/vflag/vflag/rdmamgr"
 	"github.com/vflag/vflag/vfmgr"
 	"github.com/vflag/vflag/vfmgr/sriov"
 	"github.com/vflag/vflag/vfmgr/store"
@@ -32,6 +33,8 @@ type BondConfig struct {
 	Policy vfmgr.Policy
 	// FailbackAfter is the failback delay (0: never).
 	FailbackAfter time.Duration
+	// RDMA is the bond's RDMA mode ("" or off: none).
+	RDMA rdmamgr.Mode
 }
 
 // DefaultParallelMoves bounds the VMs re-homed at once in one failover.
@@ -55,6 +58,8 @@ type Options struct {
 	Store     Store
 	VMs       VMSide
 	Announcer Announcer
+	// RDMA, when set, puts each bond's RDMA mode in place at start.
+	RDMA RDMA
 	// Metrics, when set, counts what the daemon does.
 	Metrics *Metrics
 	// Log is the daemon's logger.
@@ -101,6 +106,20 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return fmt.Errorf("bond %s: %w", b.Name, err)
 		}
 		pools = append(pools, p)
+	}
+	if d.opts.RDMA != nil {
+		for _, b := range d.opts.Bonds {
+			if b.RDMA == "" {
+				continue
+			}
+			rs, err := d.opts.RDMA.Ensure(ctx, b.Name, b.RDMA)
+			if err != nil {
+				return fmt.Errorf("bond %s: rdma %s: %w", b.Name, b.RDMA, err)
+			}
+			if b.RDMA != rdmamgr.ModeOff {
+				d.log.Info("RDMA in place", "bond", b.Name, "mode", string(b.RDMA), "device", rs.Device, "healthy", rs.Healthy)
+			}
+		}
 	}
 	st, err := vfmgr.NewState(pools...)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vflag/vflag/announce"
 	"github.com/vflag/vflag/api"
+	"github.com/vflag/vflag/rdmamgr"
 	"github.com/vflag/vflag/vfmgr"
 	"github.com/vflag/vflag/vfmgr/bondwatch"
 	"github.com/vflag/vflag/vfmgr/config"
@@ -50,12 +51,13 @@ func Main(ctx context.Context, path string, log *slog.Logger) error {
 		HoldDown: cfg.HoldDown, RARPWithoutAddrs: cfg.Announce.RARPWithoutAddrs,
 		Kernel: kernel, BondCtl: SysfsBonds{}, Store: st, VMs: nsvm.VMs{},
 		Announcer: &announce.Announcer{Sender: sender, Count: cfg.Announce.Count, Interval: cfg.Announce.Interval, Log: log},
+		RDMA:      &rdmamgr.Manager{Log: log},
 		Metrics:   metrics, Log: log,
 	}
 	for _, b := range cfg.Bonds {
 		opts.Bonds = append(opts.Bonds, BondConfig{
 			Name: b.Name, PFs: [2]string{b.PFs[0], b.PFs[1]}, VFsPerPF: b.VFsPerPF,
-			Policy: b.Policy, FailbackAfter: b.Failback.After,
+			Policy: b.Policy, FailbackAfter: b.Failback.After, RDMA: b.RDMA,
 		})
 	}
 	d := New(opts)

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/vflag/vflag/announce"
+	"github.com/vflag/vflag/rdmamgr"
 	"github.com/vflag/vflag/vfmgr"
 	"github.com/vflag/vflag/vfmgr/sriov"
 	"github.com/vflag/vflag/vfmgr/store"
@@ -48,6 +49,14 @@ type VMSide interface {
 	Unplug(ctx context.Context, a vfmgr.Allocation) error
 	Addrs(ctx context.Context, a vfmgr.Allocation) ([]netip.Addr, error)
 }
+
+// RDMA keeps the host's RDMA working on a bond (rdmamgr).
+type RDMA interface {
+	Ensure(ctx context.Context, bond string, mode rdmamgr.Mode) (rdmamgr.Status, error)
+	Check(ctx context.Context, bond string, mode rdmamgr.Mode) rdmamgr.Status
+}
+
+var _ RDMA = (*rdmamgr.Manager)(nil)
 
 // Announcer sends the frames that tell the switches where a MAC is.
 type Announcer interface {

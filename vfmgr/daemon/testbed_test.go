@@ -35,7 +35,15 @@ func TestVflagdOnIgb(t *testing.T) {
 		}
 		return out
 	}
-	run(scenario.StartVflagdScript(7, "metrics:\n  listen: 127.0.0.1:9477"))
+	run(scenario.StartVflagdScript(7, "    rdma: soft", "metrics:\n  listen: 127.0.0.1:9477"))
+	// Soft-RoCE on the bond, created by vflagd.
+	rdmaHealthy := func(when string) {
+		t.Helper()
+		if st := run("vflag status"); !regexp.MustCompile(`rdma soft\s+rxe_bond0\s+ACTIVE\s+healthy`).MatchString(st) {
+			t.Errorf("%s: vflag status does not show a healthy rxe_bond0:\n%s", when, st)
+		}
+	}
+	rdmaHealthy("at start")
 	t.Cleanup(func() {
 		if t.Failed() {
 			if res, err := tb.Exec(context.Background(), "kvm1", "tail -n 60 /tmp/vflagd.log; vflag vms; for i in 1 2 3 4 5 6; do echo v$i:; ip -n v$i -br addr; ip -n v$i -br link; tail -n 3 /tmp/v$i.log; done; ip -br link | grep vfl; dmesg | tail -n 30"); err == nil {
@@ -84,6 +92,7 @@ vflag attach v%[1]d --mac %[3]s --netns v%[1]d --netns-ifname eth0 >/dev/null`, 
 	if got := placement(t, run("vflag vms")); got[backup] != n {
 		t.Errorf("after pulling %s: VMs per PF %v, want all on %s", active, got, backup)
 	}
+	rdmaHealthy("after pulling the active port")
 	// The surviving port's switch has each VM on that port; the other
 	// switch has it behind the inter-switch link.
 	want := map[string]string{testenv.ToRA: "isl-a", testenv.ToRB: port(backup)}
