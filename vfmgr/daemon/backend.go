@@ -210,7 +210,6 @@ func (d *Daemon) Failover(ctx context.Context, bond, to string) (*vflagpb.Failov
 			known = known || p.PF == to
 		}
 	}
-	before := len(d.state.Allocations())
 	d.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("failover: bond %q: %w", bond, vfmgr.ErrNotManaged)
@@ -234,7 +233,6 @@ func (d *Daemon) Failover(ctx context.Context, bond, to string) (*vflagpb.Failov
 		}
 		d.mu.Unlock()
 		if active == to {
-			_ = before
 			return &vflagpb.FailoverResponse{Bond: bond, From: from, To: to, Moved: uint32(moved)}, nil
 		}
 		select {
