@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/vflag/vflag/internal/netlinksafe"
 )
 
 // Guest is the guest OS's network configuration for one interface.
@@ -74,7 +76,7 @@ func (g Guest) Run(ctx context.Context) error {
 // that is already up with every address is left alone.
 func (g Guest) configure(l netlink.Link) error {
 	have := map[netip.Prefix]bool{}
-	addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL) //nolint:forbidigo // one small per-link dump in the guest model
+	addrs, err := netlinksafe.New(nil).AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("addresses of %s: %w", g.Ifname, err)
 	}

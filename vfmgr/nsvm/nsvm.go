@@ -88,15 +88,9 @@ func (v VMs) HostNetdev(vf vfmgr.VFRef) (string, error) {
 // reset), and the new netdev moves into the VM's namespace under the VM's
 // interface name and comes up.
 func (v VMs) Plug(ctx context.Context, a vfmgr.Allocation, vf vfmgr.VFRef) error {
-	if err := v.rebind(ctx, vf); err != nil {
-		return fmt.Errorf("plug %s into VM %s: %w", vf, a.VM, err)
-	}
-	name, err := v.HostNetdev(vf)
+	name, err := v.rebind(ctx, vf)
 	if err != nil {
-		return err
-	}
-	if name == "" {
-		return fmt.Errorf("plug %s into VM %s: the VF has no netdev in the host namespace (is igbvf/iavf bound?)", vf, a.VM)
+		return fmt.Errorf("plug %s into VM %s: %w", vf, a.VM, err)
 	}
 	link, err := netlinksafe.New(nil).LinkByName(name)
 	if err != nil {
@@ -144,12 +138,12 @@ func (v VMs) nameAndUp(a vfmgr.Allocation, name string) error {
 }
 
 // rebind unbinds the VF's driver and binds it again, then waits for the
-// VF's netdev to appear in the host namespace.
-func (v VMs) rebind(ctx context.Context, vf vfmgr.VFRef) error {
+// VF's netdev to appear in the host namespace and returns its name.
+func (v VMs) rebind(ctx context.Context, vf vfmgr.VFRef) (string, error) {
 	dev := filepath.Join(v.sysfs(), "class", "net", vf.PF, "device", "virtfn"+strconv.Itoa(vf.Index))
 	target, err := os.Readlink(dev)
 	if err != nil {
-		return fmt.Errorf("PCI address of %s: %w", vf, err)
+		return "", fmt.Errorf("PCI address of %s: %w", vf, err)
 	}
 	pci := filepath.Base(target)
 	drvLink, err := os.Readlink(filepath.Join(dev, "driver"))
@@ -157,27 +151,27 @@ func (v VMs) rebind(ctx context.Context, vf vfmgr.VFRef) error {
 	case err == nil:
 		drv := filepath.Join(v.sysfs(), "bus", "pci", "drivers", filepath.Base(drvLink))
 		if err := os.WriteFile(filepath.Join(drv, "unbind"), []byte(pci), 0o200); err != nil {
-			return fmt.Errorf("unbind %s (%s) from %s: %w", vf, pci, filepath.Base(drv), err)
+			return "", fmt.Errorf("unbind %s (%s) from %s: %w", vf, pci, filepath.Base(drv), err)
 		}
 	case !errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("driver of %s (%s): %w", vf, pci, err)
+		return "", fmt.Errorf("driver of %s (%s): %w", vf, pci, err)
 	}
 	// Unbound now (or already, e.g. after a crash between unbind and bind):
 	// let the kernel probe the VF's driver, as for a hot-plugged device.
 	if err := os.WriteFile(filepath.Join(v.sysfs(), "bus", "pci", "drivers_probe"), []byte(pci), 0o200); err != nil {
-		return fmt.Errorf("probe a driver for %s (%s): %w", vf, pci, err)
+		return "", fmt.Errorf("probe a driver for %s (%s): %w", vf, pci, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if name, err := v.HostNetdev(vf); err == nil && name != "" {
-			return nil
+			return name, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s (%s): no netdev 5 s after probing its driver", vf, pci)
+			return "", fmt.Errorf("%s (%s): no netdev 5 s after probing its driver", vf, pci)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
