@@ -10,12 +10,25 @@
 //
 //   - hw: verify that the NIC's RoCE LAG serves the bond, and say exactly why
 //     not (the per-port devices found, or the ports' drivers);
-//   - soft: bind a Soft-RoCE device, rxe_<bond> (rdma_rxe), to the bond
-//     netdev, so that RDMA follows the bond's active port; refuse without
-//     the module, without an address on the bond, and while an rxe device
-//     sits on a port; delete a device it created that does not show a GID
-//     for each of the bond's addresses within 2 s;
+//   - soft: bind a Soft-RoCE device, rxe_<bond> (rdma_rxe), above the bond
+//     (see below), so that RDMA follows the bond's active port; refuse
+//     without the module, without an address, and while an rxe device sits
+//     on a port; delete a device it created that does not show a GID for
+//     each address within 2 s;
 //   - off: delete rxe_<bond>, and nothing else.
+//
+// Soft-RoCE on the bond netdev itself is not enough: on every failover the
+// bond raises NETDEV_BONDING_FAILOVER, and the RDMA core's GID management
+// (drivers/infiniband/core/roce_gid_mgmt.c, netdevice_event) deletes the
+// bond's IP GIDs and adds them again at new indexes. rxe looks up each
+// QP's source GID by index for every packet it sends (rxe_init_packet), so
+// every open connection fails ("Failed allocating skb", then the QP is
+// flushed); seen on Linux 6.12 in the testbed. A Linux bridge above the
+// bond does not pass that event on, and its GIDs keep their indexes, so
+// when the bond is a bridge port (the usual KVM host layout: br0 over
+// bond0 with the host's address) mode soft binds rxe_<bond> to the bridge
+// and takes the bridge's addresses; on a bond that is no bridge port it
+// binds to the bond and reports ErrGIDRenumber with the fix.
 //
 // Manager.Check reads the same state without changing it, for status and
 // doctor: one line per problem, each with its fix. Manager.Devices lists
@@ -34,6 +47,8 @@
 //	class/infiniband/mlx5_0/device/driver -> .../drivers/mlx5_core
 //	class/infiniband/mlx5_0/device/net/ens1f0/
 //	class/net/bond0/bonding/slaves                         pf0 pf1
+//	class/net/bond0/master -> ../br0                       (bridge port)
+//	class/net/br0/bridge/
 //	module/rdma_rxe/
 //
 // Netlink goes through the LinkAPI seam (Manager.Links): unit tests fake it

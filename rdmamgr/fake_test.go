@@ -134,6 +134,16 @@ func (h *fakeHost) bond(name, driver string, slaves ...string) {
 	}
 }
 
+// bridge makes the bond name a port of a new Linux bridge br, as
+// `ip link set NAME master BR` does: devices/virtual/net/BR/bridge and the
+// bond's master link.
+func (h *fakeHost) bridge(br, name string) {
+	h.t.Helper()
+	h.mkdir("devices", "virtual", "net", br, "bridge")
+	h.symlink("../../devices/virtual/net/"+br, "class", "net", br)
+	h.symlink("../"+br, "devices", "virtual", "net", name, "master")
+}
+
 // pciOf makes up a PCI address for the port name: pf0 -> 0000:01:00.0,
 // ens1f1 -> 0000:01:00.1.
 func pciOf(name string) string {

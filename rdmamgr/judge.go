@@ -89,9 +89,10 @@ func judge(v view) (Status, []finding) {
 	add := func(kind error, format string, args ...any) {
 		fs = append(fs, finding{kind: kind, text: fmt.Sprintf(format, args...)})
 	}
+	on := v.carrier()
 	noAddress := func(why string) {
 		if len(v.addrs) == 0 {
-			add(ErrNoAddress, "%s: add an address to %s (ip addr add ADDR/LEN dev %s)", why, b, b)
+			add(ErrNoAddress, "%s: add an address to %s (ip addr add ADDR/LEN dev %s)", why, on, on)
 		}
 	}
 	switch v.mode {
@@ -108,15 +109,19 @@ func judge(v view) (Status, []finding) {
 		if !v.rxeLoaded {
 			add(ErrNoRXEModule, "load it: modprobe rdma_rxe")
 		}
-		noAddress("the Soft-RoCE GID table of " + b + " needs one (RoCE v2 reaches peers by IP)")
+		noAddress("the Soft-RoCE GID table of " + on + " needs one (RoCE v2 reaches peers by IP)")
 		name := RXEName(b)
 		if d := v.byName(name); d != nil {
 			switch {
 			case d.Driver != driverRXE:
 				add(ErrNameTaken, "%s is a %s device, not Soft-RoCE: rename it (rdma dev set %s name NEWNAME)", name, d.Driver, name)
-			case !onNetdev(d, b):
-				add(ErrNameTaken, "%s is bound to %s, not %s: delete it (rdma link delete %s)", name, netdevs(d), b, name)
+			case !onNetdev(d, on):
+				add(ErrNameTaken, "%s is bound to %s, not %s: delete it (rdma link delete %s)", name, netdevs(d), on, name)
 			}
+		}
+		if on == b {
+			add(ErrGIDRenumber, "Soft-RoCE on %s itself: the kernel re-adds the bond's GIDs at new indexes on every failover, which fails every open RDMA connection: make %s a port of a bridge and move its address there (ip link add br0 type bridge; ip link set %s master br0; ip link set br0 up; ip addr del/add ADDR), then vflag binds %s to the bridge",
+				b, b, b, name)
 		}
 		if prs := v.portRXE(); len(prs) > 0 {
 			var on, del []string
@@ -131,8 +136,8 @@ func judge(v view) (Status, []finding) {
 		if dp == nil {
 			fs = append(fs, finding{
 				kind: ErrNotReady,
-				text: fmt.Sprintf("no Soft-RoCE device on %s: create it: ensure mode soft (rdma link add %s type rxe netdev %s)", b, name, b),
-				what: "no Soft-RoCE device on " + b,
+				text: fmt.Sprintf("no Soft-RoCE device on %s: create it: ensure mode soft (rdma link add %s type rxe netdev %s)", on, name, on),
+				what: "no Soft-RoCE device on " + on,
 			})
 			break
 		}
@@ -164,7 +169,7 @@ func (st *Status) use(dp devPort) {
 // that is not ACTIVE, and addresses of the bond without a GID; fix says what
 // to do about missing GIDs.
 func (v view) health(dp devPort, fix string) []finding {
-	b := v.bond.name
+	b, on := v.bond.name, v.carrier()
 	var fs []finding
 	if dp.port.State != PortActive {
 		fs = append(fs, finding{kind: ErrPortDown, text: fmt.Sprintf(
@@ -173,12 +178,12 @@ func (v view) health(dp devPort, fix string) []finding {
 	}
 	var missing []string
 	for _, a := range v.addrs {
-		if !slices.ContainsFunc(dp.port.GIDs, func(g GID) bool { return g.Addr == a && (g.Netdev == "" || g.Netdev == b) }) {
+		if !slices.ContainsFunc(dp.port.GIDs, func(g GID) bool { return g.Addr == a && (g.Netdev == "" || g.Netdev == on) }) {
 			missing = append(missing, a.String())
 		}
 	}
 	if len(missing) > 0 {
-		what := fmt.Sprintf("%s has no GID for %s of %s", dp.dev.Name, joinAnd(missing), b)
+		what := fmt.Sprintf("%s has no GID for %s of %s", dp.dev.Name, joinAnd(missing), on)
 		fs = append(fs, finding{
 			kind: ErrNotReady,
 			text: what + ", so RDMA CM cannot connect by that address: " + fix,
@@ -197,13 +202,25 @@ func (v view) byName(name string) *Device {
 	return nil
 }
 
-// softOnBond returns the Soft-RoCE device bound to the bond, preferring
-// rxe_<bond>, and its port; nil when there is none.
+// carrier is the netdev Soft-RoCE binds to for the bond and whose
+// addresses need GIDs: the bridge the bond is a port of, else the bond.
+// A bridge port's NETDEV_BONDING_FAILOVER stops at the bridge, so GIDs on
+// the bridge keep their indexes across a failover (see ErrGIDRenumber).
+func (v view) carrier() string {
+	if v.bond.bridge != "" {
+		return v.bond.bridge
+	}
+	return v.bond.name
+}
+
+// softOnBond returns the Soft-RoCE device bound to the bond's carrier,
+// preferring rxe_<bond>, and its port; nil when there is none.
 func (v view) softOnBond() (*Device, *Port) {
 	var found *Device
+	on := v.carrier()
 	for i := range v.devices {
 		d := &v.devices[i]
-		if d.Driver != driverRXE || !onNetdev(d, v.bond.name) {
+		if d.Driver != driverRXE || !onNetdev(d, on) {
 			continue
 		}
 		if found == nil || d.Name == RXEName(v.bond.name) {
@@ -213,7 +230,7 @@ func (v view) softOnBond() (*Device, *Port) {
 	if found == nil {
 		return nil, nil
 	}
-	return found, portOn(found, v.bond.name)
+	return found, portOn(found, on)
 }
 
 // portRXE returns the Soft-RoCE devices bound to one of the bond's ports.

@@ -149,14 +149,14 @@ func (m *Manager) ensureSoft(ctx context.Context, v view, log *slog.Logger) (Sta
 			return st, v.err(f)
 		}
 	}
-	bond, name := v.bond.name, RXEName(v.bond.name)
+	bond, name, on := v.bond.name, RXEName(v.bond.name), v.carrier()
 	created := false
 	if dev, _ := v.softOnBond(); dev == nil {
-		if err := m.links().Add(ctx, name, driverRXE, bond); err != nil {
-			return st, fmt.Errorf("rdma mode soft on %s: create the Soft-RoCE device: %w", bond, err)
+		if err := m.links().Add(ctx, name, driverRXE, on); err != nil {
+			return st, fmt.Errorf("rdma mode soft on %s: create the Soft-RoCE device on %s: %w", bond, on, err)
 		}
 		created = true
-		log.Info("created Soft-RoCE device", "device", name)
+		log.Info("created Soft-RoCE device", "device", name, "netdev", on)
 	}
 	v, st, open, err := m.await(ctx, v)
 	if err == nil && open == nil {
@@ -183,7 +183,7 @@ func (m *Manager) ensureSoft(ctx context.Context, v view, log *slog.Logger) (Sta
 	if err != nil {
 		return st, fmt.Errorf("%w (deleted %s again)", fail, name)
 	}
-	return st, fmt.Errorf("%w; vflag deleted %s again: check the addresses of %s (ip addr show %s) and dmesg for rdma_rxe", fail, name, bond, bond)
+	return st, fmt.Errorf("%w; vflag deleted %s again: check the addresses of %s (ip addr show %s) and dmesg for rdma_rxe", fail, name, on, on)
 }
 
 // replacePortRXE deletes the Soft-RoCE devices on the bond's ports once
@@ -271,9 +271,9 @@ func (m *Manager) gather(ctx context.Context, bond string, mode Mode) (view, err
 	}
 	v.rxeLoaded = m.rxeLoaded()
 	if mode != ModeOff {
-		addrs, err := m.links().Addrs(ctx, bond)
+		addrs, err := m.links().Addrs(ctx, v.carrier())
 		if err != nil {
-			return view{}, fmt.Errorf("addresses of %s: %w", bond, err)
+			return view{}, fmt.Errorf("addresses of %s: %w", v.carrier(), err)
 		}
 		v.addrs = required(addrs)
 	}

@@ -20,6 +20,18 @@ func igbHost(t *testing.T) *fakeHost {
 	return h
 }
 
+// bridgedHost is igbHost with bond0 a port of bridge br0, which holds
+// the addresses: the layout mode soft keeps connections alive in.
+func bridgedHost(t *testing.T) *fakeHost {
+	t.Helper()
+	h := newHost(t)
+	h.bond("bond0", "igb", "pf0", "pf1")
+	h.bridge("br0", "bond0")
+	h.setAddrs("br0", "198.18.0.11", "2001:db8::11", "fe80::5054:ff:fe12:3456")
+	h.module("rdma_rxe")
+	return h
+}
+
 // mlx5Host is bond0 over the two ports of a ConnectX NIC.
 func mlx5Host(t *testing.T) *fakeHost {
 	t.Helper()
@@ -33,6 +45,13 @@ func mlx5Host(t *testing.T) *fakeHost {
 func rxeOnBond0(name string) func(h *fakeHost) {
 	return func(h *fakeHost) {
 		h.rxe(name, "bond0", active(roce("fe80::5054:ff:fe12:3456", "bond0"), roce("198.18.0.11", "bond0"), roce("2001:db8::11", "bond0")))
+	}
+}
+
+// rxeOnBr0 is a ready Soft-RoCE device on the bridgedHost's br0.
+func rxeOnBr0(name string) func(h *fakeHost) {
+	return func(h *fakeHost) {
+		h.rxe(name, "br0", active(roce("fe80::5054:ff:fe12:3456", "br0"), roce("198.18.0.11", "br0"), roce("2001:db8::11", "br0")))
 	}
 }
 
@@ -58,10 +77,19 @@ func TestEnsure(t *testing.T) {
 		is      error
 	}{
 		{
-			name:  "soft creates rxe_bond0 once",
+			name:  "soft creates rxe_bond0 once, on the bridge above the bond",
+			host:  bridgedHost,
 			mode:  ModeSoft,
 			runs:  2,
-			want:  "soft bond0: rxe_bond0/1 ACTIVE on bond0 gids [fe80::5054:ff:fe12:3456 198.18.0.11 2001:db8::11] healthy=true",
+			want:  "soft bond0: rxe_bond0/1 ACTIVE on br0 gids [fe80::5054:ff:fe12:3456 198.18.0.11 2001:db8::11] healthy=true",
+			calls: []string{"add rxe_bond0 rxe br0"},
+		},
+		{
+			// Works, but every failover renumbers the bond's GIDs: the
+			// status says so (ErrGIDRenumber), Ensure does not refuse.
+			name:  "soft on a bond that is no bridge port binds to the bond and warns",
+			mode:  ModeSoft,
+			want:  "soft bond0: rxe_bond0/1 ACTIVE on bond0 gids [fe80::5054:ff:fe12:3456 198.18.0.11 2001:db8::11] healthy=false",
 			calls: []string{"add rxe_bond0 rxe bond0"},
 		},
 		{
@@ -90,11 +118,12 @@ func TestEnsure(t *testing.T) {
 		},
 		{
 			name:  "soft replaces rxe on a port when told",
+			host:  bridgedHost,
 			setup: func(h *fakeHost) { h.rxe("rxe0", "pf0", active(roce("198.18.0.11", "bond0"))) },
 			mode:  ModeSoft,
 			opts:  Options{ReplacePortRXE: true},
-			want:  "soft bond0: rxe_bond0/1 ACTIVE on bond0 gids [fe80::5054:ff:fe12:3456 198.18.0.11 2001:db8::11] healthy=true",
-			calls: []string{"add rxe_bond0 rxe bond0", "del rxe0"},
+			want:  "soft bond0: rxe_bond0/1 ACTIVE on br0 gids [fe80::5054:ff:fe12:3456 198.18.0.11 2001:db8::11] healthy=true",
+			calls: []string{"add rxe_bond0 rxe br0", "del rxe0"},
 		},
 		{
 			name: "soft keeps the new device when replacing fails",
@@ -136,14 +165,15 @@ func TestEnsure(t *testing.T) {
 			mode:    ModeSoft,
 			want:    "soft bond0: none gids [] healthy=false",
 			calls:   []string{"add rxe_bond0 rxe bond0"},
-			wantErr: "rdma mode soft on bond0: create the Soft-RoCE device: injected failure",
+			wantErr: "rdma mode soft on bond0: create the Soft-RoCE device on bond0: injected failure",
 			is:      errInjected,
 		},
 		{
-			name:  "soft accepts an rxe device already on the bond",
-			setup: rxeOnBond0("rxe0"),
+			name:  "soft accepts an rxe device already on the bridge above the bond",
+			host:  bridgedHost,
+			setup: rxeOnBr0("rxe0"),
 			mode:  ModeSoft,
-			want:  "soft bond0: rxe0/1 ACTIVE on bond0 gids [fe80::5054:ff:fe12:3456 198.18.0.11 2001:db8::11] healthy=true",
+			want:  "soft bond0: rxe0/1 ACTIVE on br0 gids [fe80::5054:ff:fe12:3456 198.18.0.11 2001:db8::11] healthy=true",
 		},
 		{
 			name: "soft does not delete an existing device that lacks GIDs",
@@ -354,9 +384,19 @@ func TestCheck(t *testing.T) {
 	}{
 		{
 			name:  "soft healthy",
+			host:  bridgedHost,
+			setup: rxeOnBr0("rxe_bond0"),
+			mode:  ModeSoft,
+			want:  "soft bond0: rxe_bond0/1 ACTIVE on br0 gids [fe80::5054:ff:fe12:3456 198.18.0.11 2001:db8::11] healthy=true",
+		},
+		{
+			name:  "soft on the bond itself",
 			setup: rxeOnBond0("rxe_bond0"),
 			mode:  ModeSoft,
-			want:  "soft bond0: rxe_bond0/1 ACTIVE on bond0 gids [fe80::5054:ff:fe12:3456 198.18.0.11 2001:db8::11] healthy=true",
+			want:  "soft bond0: rxe_bond0/1 ACTIVE on bond0 gids [fe80::5054:ff:fe12:3456 198.18.0.11 2001:db8::11] healthy=false",
+			problems: []string{
+				"connections do not survive a failover: Soft-RoCE on bond0 itself: the kernel re-adds the bond's GIDs at new indexes on every failover, which fails every open RDMA connection: make bond0 a port of a bridge and move its address there (ip link add br0 type bridge; ip link set bond0 master br0; ip link set br0 up; ip addr del/add ADDR), then vflag binds rxe_bond0 to the bridge",
+			},
 		},
 		{
 			name: "soft with the bond down and a GID missing",
@@ -366,6 +406,7 @@ func TestCheck(t *testing.T) {
 			mode: ModeSoft,
 			want: "soft bond0: rxe_bond0/1 DOWN on bond0 gids [198.18.0.11] healthy=false",
 			problems: []string{
+				"connections do not survive a failover: Soft-RoCE on bond0 itself: the kernel re-adds the bond's GIDs at new indexes on every failover, which fails every open RDMA connection: make bond0 a port of a bridge and move its address there (ip link add br0 type bridge; ip link set bond0 master br0; ip link set br0 up; ip addr del/add ADDR), then vflag binds rxe_bond0 to the bridge",
 				"rdma port not active: rxe_bond0 port 1 is DOWN, so RDMA on bond0 carries no traffic: bring bond0 up and check its ports' links (ip link show master bond0)",
 				"rdma device not ready: rxe_bond0 has no GID for 2001:db8::11 of bond0, so RDMA CM cannot connect by that address: if they do not appear, recreate the device (rdma link delete rxe_bond0, then ensure mode soft)",
 			},
@@ -380,6 +421,7 @@ func TestCheck(t *testing.T) {
 			want: "soft bond0: none gids [] healthy=false",
 			problems: []string{
 				"rdma_rxe module not loaded: load it: modprobe rdma_rxe",
+				"connections do not survive a failover: Soft-RoCE on bond0 itself: the kernel re-adds the bond's GIDs at new indexes on every failover, which fails every open RDMA connection: make bond0 a port of a bridge and move its address there (ip link add br0 type bridge; ip link set bond0 master br0; ip link set br0 up; ip addr del/add ADDR), then vflag binds rxe_bond0 to the bridge",
 				"rxe device on a port of the bond: rxe0 on pf1 would not survive the loss of its port: delete it (rdma link delete rxe0), or let vflag replace it with rxe_bond0 (ReplacePortRXE)",
 				"rdma device not ready: no Soft-RoCE device on bond0: create it: ensure mode soft (rdma link add rxe_bond0 type rxe netdev bond0)",
 			},

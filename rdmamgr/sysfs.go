@@ -214,6 +214,9 @@ type bondInfo struct {
 	name    string
 	slaves  []string
 	drivers map[string]string
+	// bridge is the Linux bridge the bond is a port of ("" for none):
+	// Soft-RoCE goes there (see view.carrier).
+	bridge string
 }
 
 // bond reads bond from sysfs. A missing netdev or one that is not a bond
@@ -242,6 +245,14 @@ func (m *Manager) bond(name string) (bondInfo, error) {
 	for _, sl := range b.slaves {
 		if t, err := os.Readlink(m.netDir(sl, "device", "driver")); err == nil {
 			b.drivers[sl] = filepath.Base(t)
+		}
+	}
+	// A bond that is a bridge port has its master link in sysfs
+	// (net/core/dev.c netdev_upper_dev_link: "master"); a bridge has a
+	// bridge/ directory (net/bridge/br_sysfs_br.c).
+	if t, err := os.Readlink(m.netDir(name, "master")); err == nil {
+		if _, err := os.Stat(m.netDir(filepath.Base(t), "bridge")); err == nil {
+			b.bridge = filepath.Base(t)
 		}
 	}
 	return b, nil

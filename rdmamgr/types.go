@@ -63,6 +63,13 @@ var (
 	ErrPortDown = errors.New("rdma port not active")
 	// ErrLeftover: mode off, but vflag's rxe_<bond> device still exists.
 	ErrLeftover = errors.New("rdma device left over")
+	// ErrGIDRenumber: mode soft with the Soft-RoCE device on the bond
+	// itself. It works, but its connections die on every failover: the
+	// kernel deletes and re-adds the bond's GIDs at new indexes on
+	// NETDEV_BONDING_FAILOVER (drivers/infiniband/core/roce_gid_mgmt.c),
+	// and rxe fails each QP whose source GID index is gone. A bridge above
+	// the bond gets no such event, so vflag binds Soft-RoCE there.
+	ErrGIDRenumber = errors.New("connections do not survive a failover")
 )
 
 // PortState is an RDMA port's logical state as the kernel names it
