@@ -206,7 +206,11 @@ func toStatus(err error) error {
 		code = codes.NotFound
 	case errors.Is(err, vfmgr.ErrDuplicateMAC):
 		code = codes.AlreadyExists
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, vfmgr.ErrVFHeld), errors.Is(err, vfmgr.ErrAllocated):
+		// The VF, or the interface, is taken: by another VM, or with
+		// other settings. The message names the holder.
+		code = codes.FailedPrecondition
+	case errors.Is(err, ErrInvalid), errors.Is(err, vfmgr.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded

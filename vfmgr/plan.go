@@ -256,6 +256,18 @@ func (w *planner) evacuate(src int, why string, stranded bool, keep func(Allocat
 	slices.Sort(keys)
 	for _, key := range keys {
 		a := w.p.allocs[key]
+		if why := a.Mode.pinned(); why != "" {
+			// vflagd cannot hand such a VM another VF: leave it, and
+			// say so when it is cut off.
+			w.done[key] = true
+			if stranded {
+				w.plan.Unplaceable = append(w.plan.Unplaceable, Unplaceable{
+					Key: key, MAC: slices.Clone(a.MAC), VF: a.VF, Stranded: true,
+					Reason: fmt.Sprintf("%s has no carrier and %s", from.pf.Name, why),
+				})
+			}
+			continue
+		}
 		dstUp := w.st.Ports[dst].Carrier
 		if dstUp && w.free[dst] > 0 {
 			si := to.firstFree(w.next[dst])

@@ -69,6 +69,32 @@ func TestPlan(t *testing.T) {
 				"announce vm3/net0 52:54:00:00:00:03 vlan 0 qos 0 on pf1: 192.0.2.3"),
 		},
 		{
+			name: "libvirt interfaces vflagd cannot re-home keep their VF, and say so when cut off",
+			state: func(t testing.TB) State {
+				s := newTestState(t, newTestPool(t, af))
+				mustAllocate(t, s, 1, 1)
+				for n, m := range []Mode{2: ModeAdopt, 3: ModeHotswap} {
+					if m == "" {
+						continue
+					}
+					r := vmReq(n)
+					r.Mode = m
+					if _, err := s.Allocate(r); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return s
+			},
+			ev: ev(CarrierLost, "pf0", 0),
+			want: lines(
+				"event 10:00:00.000 bond0 carrier-lost pf0",
+				"status bond0 active-first active pf0: pf0 down 2/4, pf1 up 1/4",
+				"move vm1/net0 52:54:00:00:00:01 vlan 0 qos 0 trust off: pf0 vf 0 (0000:01:10.0) -> pf1 vf 0 (0000:02:10.0): pf0 has no carrier",
+				"announce vm1/net0 52:54:00:00:00:01 vlan 0 qos 0 on pf1: 192.0.2.1",
+				"unplaceable vm2/net0 52:54:00:00:00:02 on pf0 vf 1 (stranded): pf0 has no carrier and its VF was placed by someone else (mode adopt): vflag does not move it",
+				"unplaceable vm3/net0 52:54:00:00:00:03 on pf0 vf 2 (stranded): pf0 has no carrier and re-homing libvirt VMs (mode hotswap) is not implemented yet: it keeps its VF"),
+		},
+		{
 			name:  "bond leaves the active PF before its carrier drops: VMs follow at once",
 			state: func(t testing.TB) State { return stateWith(t, af, 2) },
 			ev:    activeChanged("pf0", "pf1", 0),

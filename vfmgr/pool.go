@@ -219,6 +219,33 @@ func (p *Pool) VF(ref VFRef) (VF, bool) {
 	return p.ports[pi].vfs[si], true
 }
 
+// VFByPCI returns the usable VF at the PCI address (canonical form), if the
+// pool has it.
+func (p *Pool) VFByPCI(pci string) (VF, bool) {
+	pi, si := p.slotOfPCI(pci)
+	if pi < 0 {
+		return VF{}, false
+	}
+	return p.ports[pi].vfs[si], true
+}
+
+// slotOfPCI returns the port and slot of the VF at pci, or -1, -1.
+func (p *Pool) slotOfPCI(pci string) (int, int) {
+	for pi := range p.ports {
+		for si, vf := range p.ports[pi].vfs {
+			if vf.PCI == pci && pci != "" {
+				return pi, si
+			}
+		}
+	}
+	return -1, -1
+}
+
+// portsText names both PFs for errors: "pf0 0000:01:00.0, pf1 0000:02:00.0".
+func (p *Pool) portsText() string {
+	return fmt.Sprintf("%s %s, %s %s", p.ports[0].pf.Name, p.ports[0].pf.PCI, p.ports[1].pf.Name, p.ports[1].pf.PCI)
+}
+
 // Allocations returns the pool's allocations sorted by key.
 func (p *Pool) Allocations() []Allocation {
 	out := make([]Allocation, 0, len(p.allocs))

@@ -83,12 +83,28 @@ func (s State) Allocation(key string) (Allocation, bool) {
 }
 
 // Allocate gives the VM interface a VF of req.Bond's pool (see
-// Pool.Allocate); req.Bond may be empty when one bond is managed. A MAC or
+// Pool.Allocate); req.Bond may be empty when one bond is managed, or when
+// req.PCI names the VF (its bond is then the one it belongs to). A MAC or
 // key already held in another bond is refused too.
 func (s State) Allocate(req Request) (Allocation, error) {
 	key := req.Key()
 	bond := req.Bond
-	if bond == "" && len(s.pools) == 1 {
+	switch {
+	case bond == "" && req.PCI != "":
+		// The VF names its bond.
+		if err := req.Validate(); err != nil {
+			return Allocation{}, fmt.Errorf("allocate VF for %s: %w", key, err)
+		}
+		for _, name := range s.bondNames() {
+			if _, ok := s.pools[name].VFByPCI(req.PCI); ok {
+				bond = name
+			}
+		}
+		if bond == "" {
+			return Allocation{}, fmt.Errorf("adopt VF %s for %s: not a VF vflag uses on any managed bond (%s): %w",
+				req.PCI, key, s.portsText(), ErrNotManaged)
+		}
+	case bond == "" && len(s.pools) == 1:
 		for name := range s.pools {
 			bond = name
 		}
@@ -212,6 +228,18 @@ func (s State) String() string {
 		b.WriteString(s.pools[name].String())
 	}
 	return b.String()
+}
+
+// portsText names every managed bond's PFs for errors.
+func (s State) portsText() string {
+	var parts []string
+	for _, name := range s.bondNames() {
+		parts = append(parts, name+": "+s.pools[name].portsText())
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // bondNames returns the managed bonds' names, sorted.

@@ -96,6 +96,57 @@ type Allocation struct {
 	// the network namespace that holds the VF's netdev, and NetnsIfname its
 	// name there. Empty for libvirt VMs.
 	Netns, NetnsIfname string
+	// Mode says how the VM keeps its connectivity when its PF loses its
+	// link (see Mode); the libvirt hook sets it.
+	Mode Mode
+	// DomainUUID is the libvirt domain's UUID ("" for other VMs).
+	DomainUUID string
+}
+
+// Mode says how a VM interface keeps its connectivity when the PF of its
+// VF loses its link. The libvirt hook tells it (hooks/README.md).
+type Mode string
+
+const (
+	// ModeDefault ("") leaves it to vflagd: it re-homes the interface onto
+	// a VF of the surviving PF and hands that to the VM side (namespace
+	// VMs, `vflag attach`).
+	ModeDefault Mode = ""
+	// ModeAdopt records and configures a VF someone else placed (OpenStack
+	// Nova's PCI tracker, a hand-written hostdev): vflag keeps its MAC,
+	// VLAN and spoof check, announces it, and never moves it.
+	ModeAdopt Mode = "adopt"
+	// ModeFailover is a VF primary paired with a virtio-net standby
+	// (libvirt <teaming>): the guest's net_failover carries traffic over
+	// the standby while vflagd gives the VM a VF of the surviving PF.
+	ModeFailover Mode = "failover"
+	// ModeHotswap has vflagd hot-unplug the VF and hot-plug one of the
+	// surviving PF with the same MAC.
+	ModeHotswap Mode = "hotswap"
+)
+
+// pinned says why vflagd must not re-home an interface of mode m onto
+// another VF ("" when it may). A move configures the new VF and resets
+// the old one, which a libvirt guest still holds: until vflagd can hand
+// the new VF to a libvirt VM (hot-unplug and hot-plug through libvirt),
+// only namespace VMs and `vflag attach` interfaces move.
+func (m Mode) pinned() string {
+	switch m {
+	case ModeAdopt:
+		return "its VF was placed by someone else (mode adopt): vflag does not move it"
+	case ModeFailover, ModeHotswap:
+		return fmt.Sprintf("re-homing libvirt VMs (mode %s) is not implemented yet: it keeps its VF", m)
+	}
+	return ""
+}
+
+// Valid reports whether m is a mode vflag knows.
+func (m Mode) Valid() bool {
+	switch m {
+	case ModeDefault, ModeAdopt, ModeFailover, ModeHotswap:
+		return true
+	}
+	return false
 }
 
 // Key is the allocation's identity: VM and interface.

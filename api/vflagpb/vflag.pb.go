@@ -314,8 +314,13 @@ type VMInterface struct {
 	Addrs       []string               `protobuf:"bytes,11,rep,name=addrs,proto3" json:"addrs,omitempty"`
 	SinceUnixMs int64                  `protobuf:"varint,12,opt,name=since_unix_ms,json=sinceUnixMs,proto3" json:"since_unix_ms,omitempty"`
 	// netns is set for testbed namespace VMs: the VF netdev lives there.
-	Netns         string `protobuf:"bytes,13,opt,name=netns,proto3" json:"netns,omitempty"`
-	NetnsIfname   string `protobuf:"bytes,14,opt,name=netns_ifname,json=netnsIfname,proto3" json:"netns_ifname,omitempty"`
+	Netns       string `protobuf:"bytes,13,opt,name=netns,proto3" json:"netns,omitempty"`
+	NetnsIfname string `protobuf:"bytes,14,opt,name=netns_ifname,json=netnsIfname,proto3" json:"netns_ifname,omitempty"`
+	// mode is how the interface survives a port loss: "" (vflagd re-homes
+	// it), adopt, failover or hotswap (see AttachRequest.mode).
+	Mode string `protobuf:"bytes,15,opt,name=mode,proto3" json:"mode,omitempty"`
+	// domain_uuid is the libvirt domain's UUID, when the hook attached it.
+	DomainUuid    string `protobuf:"bytes,16,opt,name=domain_uuid,json=domainUuid,proto3" json:"domain_uuid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -448,6 +453,20 @@ func (x *VMInterface) GetNetnsIfname() string {
 	return ""
 }
 
+func (x *VMInterface) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *VMInterface) GetDomainUuid() string {
+	if x != nil {
+		return x.DomainUuid
+	}
+	return ""
+}
+
 type ListVMsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// vm filters by VM name ("" = all).
@@ -549,8 +568,22 @@ type AttachRequest struct {
 	// bond to allocate from ("" = the only managed bond).
 	Bond string `protobuf:"bytes,7,opt,name=bond,proto3" json:"bond,omitempty"`
 	// netns and netns_ifname hand the VF netdev to a namespace VM.
-	Netns         string `protobuf:"bytes,8,opt,name=netns,proto3" json:"netns,omitempty"`
-	NetnsIfname   string `protobuf:"bytes,9,opt,name=netns_ifname,json=netnsIfname,proto3" json:"netns_ifname,omitempty"`
+	Netns       string `protobuf:"bytes,8,opt,name=netns,proto3" json:"netns,omitempty"`
+	NetnsIfname string `protobuf:"bytes,9,opt,name=netns_ifname,json=netnsIfname,proto3" json:"netns_ifname,omitempty"`
+	// pci adopts exactly this VF (its PCI address, "0000:01:10.2") instead
+	// of one the bond's policy chooses: libvirt's network pool or the domain
+	// XML picked it. It must be a VF vflag uses on a managed PF, free or
+	// already held by this interface; bond may then be "" (the VF's own).
+	Pci string `protobuf:"bytes,10,opt,name=pci,proto3" json:"pci,omitempty"`
+	// mode says how the interface survives its PF losing the link: ""
+	// (vflagd re-homes it onto the surviving PF and hands that VF to the VM
+	// side), "adopt" (recorded and configured, never moved: Nova or the XML
+	// placed it), "failover" (the guest's net_failover standby carries the
+	// traffic while vflagd swaps the VF), "hotswap" (vflagd hot-unplugs the
+	// VF and hot-plugs one of the surviving PF with the same MAC).
+	Mode string `protobuf:"bytes,11,opt,name=mode,proto3" json:"mode,omitempty"`
+	// domain_uuid is the libvirt domain's UUID, for the record.
+	DomainUuid    string `protobuf:"bytes,12,opt,name=domain_uuid,json=domainUuid,proto3" json:"domain_uuid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -644,6 +677,27 @@ func (x *AttachRequest) GetNetns() string {
 func (x *AttachRequest) GetNetnsIfname() string {
 	if x != nil {
 		return x.NetnsIfname
+	}
+	return ""
+}
+
+func (x *AttachRequest) GetPci() string {
+	if x != nil {
+		return x.Pci
+	}
+	return ""
+}
+
+func (x *AttachRequest) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *AttachRequest) GetDomainUuid() string {
+	if x != nil {
+		return x.DomainUuid
 	}
 	return ""
 }
@@ -1081,7 +1135,7 @@ const file_vflag_proto_rawDesc = "" +
 	"\x06driver\x18\x03 \x01(\tR\x06driver\x12\x18\n" +
 	"\acarrier\x18\x04 \x01(\bR\acarrier\x12\x1b\n" +
 	"\tvfs_total\x18\x05 \x01(\rR\bvfsTotal\x12\x19\n" +
-	"\bvfs_used\x18\x06 \x01(\rR\avfsUsed\"\xbf\x02\n" +
+	"\bvfs_used\x18\x06 \x01(\rR\avfsUsed\"\xf4\x02\n" +
 	"\vVMInterface\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x14\n" +
 	"\x05iface\x18\x02 \x01(\tR\x05iface\x12\x10\n" +
@@ -1097,13 +1151,16 @@ const file_vflag_proto_rawDesc = "" +
 	"\x05addrs\x18\v \x03(\tR\x05addrs\x12\"\n" +
 	"\rsince_unix_ms\x18\f \x01(\x03R\vsinceUnixMs\x12\x14\n" +
 	"\x05netns\x18\r \x01(\tR\x05netns\x12!\n" +
-	"\fnetns_ifname\x18\x0e \x01(\tR\vnetnsIfname\" \n" +
+	"\fnetns_ifname\x18\x0e \x01(\tR\vnetnsIfname\x12\x12\n" +
+	"\x04mode\x18\x0f \x01(\tR\x04mode\x12\x1f\n" +
+	"\vdomain_uuid\x18\x10 \x01(\tR\n" +
+	"domainUuid\" \n" +
 	"\x0eListVMsRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\"H\n" +
 	"\x0fListVMsResponse\x125\n" +
 	"\n" +
 	"interfaces\x18\x01 \x03(\v2\x15.vflag.v1.VMInterfaceR\n" +
-	"interfaces\"\xd0\x01\n" +
+	"interfaces\"\x97\x02\n" +
 	"\rAttachRequest\x12\x0e\n" +
 	"\x02vm\x18\x01 \x01(\tR\x02vm\x12\x14\n" +
 	"\x05iface\x18\x02 \x01(\tR\x05iface\x12\x10\n" +
@@ -1113,7 +1170,12 @@ const file_vflag_proto_rawDesc = "" +
 	"\x05trust\x18\x06 \x01(\bR\x05trust\x12\x12\n" +
 	"\x04bond\x18\a \x01(\tR\x04bond\x12\x14\n" +
 	"\x05netns\x18\b \x01(\tR\x05netns\x12!\n" +
-	"\fnetns_ifname\x18\t \x01(\tR\vnetnsIfname\"=\n" +
+	"\fnetns_ifname\x18\t \x01(\tR\vnetnsIfname\x12\x10\n" +
+	"\x03pci\x18\n" +
+	" \x01(\tR\x03pci\x12\x12\n" +
+	"\x04mode\x18\v \x01(\tR\x04mode\x12\x1f\n" +
+	"\vdomain_uuid\x18\f \x01(\tR\n" +
+	"domainUuid\"=\n" +
 	"\x0eAttachResponse\x12+\n" +
 	"\x05iface\x18\x01 \x01(\v2\x15.vflag.v1.VMInterfaceR\x05iface\"5\n" +
 	"\rDetachRequest\x12\x0e\n" +

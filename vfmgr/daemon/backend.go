@@ -73,7 +73,7 @@ func (d *Daemon) toPB(a vfmgr.Allocation) *vflagpb.VMInterface {
 	i := &vflagpb.VMInterface{
 		Vm: a.VM, Iface: a.Iface, Mac: a.MAC.String(), Vlan: uint32(a.VLAN), Qos: uint32(a.QoS), Trust: a.Trust,
 		Bond: a.Bond, Pf: a.VF.PF, Vf: uint32(a.VF.Index), SinceUnixMs: a.Since.UnixMilli(),
-		Netns: a.Netns, NetnsIfname: a.NetnsIfname,
+		Netns: a.Netns, NetnsIfname: a.NetnsIfname, Mode: string(a.Mode), DomainUuid: a.DomainUUID,
 	}
 	if pool, ok := d.state.Pool(a.Bond); ok {
 		if vf, ok := pool.VF(a.VF); ok {
@@ -86,9 +86,12 @@ func (d *Daemon) toPB(a vfmgr.Allocation) *vflagpb.VMInterface {
 	return i
 }
 
-// Attach implements api.Backend: allocate per the bond's policy, persist,
-// configure the VF through its PF, hand it to the VM side. Any failure
-// undoes every earlier step.
+// Attach implements api.Backend: allocate per the bond's policy (or adopt
+// the VF at req.Pci), persist, configure the VF through its PF (MAC, VLAN,
+// spoof check on, trust), hand it to the VM side. Any failure undoes every
+// earlier step, so a VF is never left half configured: sriov.ConfigureVF
+// rolls back its own steps, and the allocation is dropped from table and
+// store. A repeated request for what the interface holds changes nothing.
 func (d *Daemon) Attach(ctx context.Context, req *vflagpb.AttachRequest) (*vflagpb.VMInterface, error) {
 	mac, err := net.ParseMAC(req.GetMac())
 	if err != nil || len(mac) != 6 {
@@ -100,16 +103,34 @@ func (d *Daemon) Attach(ctx context.Context, req *vflagpb.AttachRequest) (*vflag
 	if req.GetNetns() != "" && d.opts.VMs == nil {
 		return nil, fmt.Errorf("attach %s: this vflagd has no namespace VM side: %w", req.GetVm(), api.ErrInvalid)
 	}
+	pci := req.GetPci()
+	if pci != "" {
+		c, err := vfmgr.CanonicalPCI(pci)
+		if err != nil {
+			return nil, fmt.Errorf("attach %s: %w: %w", req.GetVm(), err, api.ErrInvalid)
+		}
+		pci = c
+		if req.GetNetns() != "" {
+			return nil, fmt.Errorf("attach %s: adopting VF %s is for libvirt VMs, not namespace VMs: %w", req.GetVm(), pci, api.ErrInvalid)
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := vfmgr.Request{
 		VM: req.GetVm(), Iface: req.GetIface(), Bond: req.GetBond(), MAC: mac,
 		VLAN: int(req.GetVlan()), QoS: int(req.GetQos()), Trust: req.GetTrust(), At: time.Now(),
+		PCI: pci, Mode: vfmgr.Mode(req.GetMode()), DomainUUID: req.GetDomainUuid(),
 	}
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("attach %s: %w: %w", req.GetVm(), err, api.ErrInvalid)
 	}
 	prev, held := d.state.Allocation(r.Key())
+	if !held && r.PCI != "" && r.Mode == vfmgr.ModeDefault {
+		// The hook leaves the mode to vflagd when the XML says none: a VF
+		// someone else placed is adopted. (A VF of vflag's own pool network
+		// would rather be hotswap, once vflagd maintains those networks.)
+		r.Mode = vfmgr.ModeAdopt
+	}
 	a, err := d.state.Allocate(r)
 	if err != nil {
 		return nil, fmt.Errorf("attach %s: %w", req.GetVm(), err)
@@ -147,7 +168,7 @@ func (d *Daemon) Attach(ctx context.Context, req *vflagpb.AttachRequest) (*vflag
 	if err := d.state.Adopt(a); err != nil {
 		return nil, fmt.Errorf("attach %s: %w", req.GetVm(), err)
 	}
-	d.log.Info("VF attached", "vm", a.VM, "mac", a.MAC.String(), "vlan", a.VLAN, "vf", a.VF.String())
+	d.log.Info("VF attached", "vm", a.VM, "mac", a.MAC.String(), "vlan", a.VLAN, "vf", a.VF.String(), "mode", string(a.Mode), "adopted", pci != "")
 	d.emit(&vflagpb.Event{Kind: "attach", Bond: a.Bond, Pf: a.VF.PF, Vm: a.VM, Mac: a.MAC.String()})
 	d.publishGauges()
 	return d.toPB(a), nil

@@ -47,6 +47,9 @@ type allocRecord struct {
 	// Netns and NetnsIfname place a namespace VM's VF netdev.
 	Netns       string `json:"netns,omitempty"`
 	NetnsIfname string `json:"netns_ifname,omitempty"`
+	// Mode and DomainUUID come from the libvirt hook.
+	Mode       string `json:"mode,omitempty"`
+	DomainUUID string `json:"domain_uuid,omitempty"`
 }
 
 // moveRecord is a persisted Move.
@@ -72,7 +75,7 @@ func encodeAlloc(a vfmgr.Allocation) ([]byte, error) {
 	r := allocRecord{
 		V: &v, VM: a.VM, Iface: a.Iface, VLAN: a.VLAN, QoS: a.QoS, Trust: a.Trust,
 		Bond: a.Bond, VF: vfRecord(a.VF), Addrs: a.Addrs, Since: a.Since.UTC(),
-		Netns: a.Netns, NetnsIfname: a.NetnsIfname, Home: a.Home,
+		Netns: a.Netns, NetnsIfname: a.NetnsIfname, Home: a.Home, Mode: string(a.Mode), DomainUUID: a.DomainUUID,
 	}
 	if len(a.MAC) > 0 {
 		r.MAC = a.MAC.String()
@@ -88,7 +91,7 @@ func decodeAlloc(key string, v []byte) (vfmgr.Allocation, error) {
 	a := vfmgr.Allocation{
 		VM: r.VM, Iface: r.Iface, VLAN: r.VLAN, QoS: r.QoS, Trust: r.Trust,
 		Bond: r.Bond, VF: vfmgr.VFRef(r.VF), Addrs: r.Addrs, Since: r.Since,
-		Netns: r.Netns, NetnsIfname: r.NetnsIfname, Home: r.Home,
+		Netns: r.Netns, NetnsIfname: r.NetnsIfname, Home: r.Home, Mode: vfmgr.Mode(r.Mode), DomainUUID: r.DomainUUID,
 	}
 	if r.MAC != "" {
 		mac, err := net.ParseMAC(r.MAC)

@@ -131,6 +131,7 @@ func TestRoundTrip(t *testing.T) {
 		VF:    vfmgr.VFRef{PF: "ens1f1", Index: 6},
 		Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")},
 		Since: time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.FixedZone("CET", 3600)),
+		Home:  "ens1f0", Mode: vfmgr.ModeHotswap, DomainUUID: "0b5c4a6e-2f0f-4f55-9a43-4f1e6c0d2a11",
 	}
 	if err := s.Put(want); err != nil {
 		t.Fatal(err)
