@@ -19,7 +19,7 @@ const DefaultPath = "/etc/vflag/vflag.yaml"
 
 // Config is vflagd's configuration. Parse and Load fill keys the file
 // leaves out (or leaves empty) from Default, and per bond policy
-// active-first, failback never and backend auto.
+// active-first, failback never, backend auto and mode software.
 type Config struct {
 	// Bonds are the bonds vflag manages (key bonds).
 	Bonds []Bond `yaml:"bonds"`
@@ -35,6 +35,9 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// State is where allocations are persisted (key state).
 	State Store `yaml:"state"`
+	// Backends says where each NIC backend's binary is and what its
+	// SHA-256 must be (key backends).
+	Backends Backends `yaml:"backends"`
 
 	// file is the name errors cite ("" for a Config built in code).
 	file string
@@ -62,6 +65,10 @@ type Bond struct {
 	// Backend is the NIC backend (key backend: auto, generic, ice or mlx5;
 	// default auto, chosen from the PF's driver).
 	Backend Backend `yaml:"backend"`
+	// Mode is how the bond's VFs follow a failover (key mode: software,
+	// vflagd re-homes each VM to a VF of the new port; hardware, the
+	// NIC's VF-LAG carries them, ice and mlx5 only; default software).
+	Mode Mode `yaml:"mode"`
 	// RDMA is how the host's RDMA survives a port loss on this bond (key
 	// rdma: off, soft for Soft-RoCE on the bond, hw to verify the NIC's
 	// RoCE LAG; default off).
@@ -148,6 +155,54 @@ func (b Backend) Valid() bool {
 		return true
 	}
 	return false
+}
+
+// Mode is how a bond's VFs follow a failover.
+type Mode string
+
+// The modes.
+const (
+	// ModeSoftware: vflagd re-homes each VM to a VF of the new port.
+	ModeSoftware Mode = "software"
+	// ModeHardware: the NIC's VF-LAG carries the VFs; vflagd verifies,
+	// announces, and re-homes what the NIC cannot carry.
+	ModeHardware Mode = "hardware"
+)
+
+// Backends configures the backend binaries vflagd runs, one process per
+// backend in use, each checked against its SHA-256 before it runs (key
+// backends: {generic: {path: ..., sha256: ...}, ice: ..., mlx5: ...}).
+type Backends struct {
+	// Generic is the generic backend (key generic).
+	Generic BackendBinary `yaml:"generic"`
+	// ICE is the Intel E810 backend (key ice).
+	ICE BackendBinary `yaml:"ice"`
+	// MLX5 is the NVIDIA ConnectX backend (key mlx5).
+	MLX5 BackendBinary `yaml:"mlx5"`
+}
+
+// BackendBinary is one backend's binary.
+type BackendBinary struct {
+	// Path is the binary (key path; default
+	// /usr/lib/vflag/backends/vflag-backend-<name>).
+	Path string `yaml:"path"`
+	// SHA256 is its expected SHA-256 in hex (key sha256; default: read
+	// from <path>.sha256, which vflag's package installs beside it).
+	SHA256 string `yaml:"sha256"`
+}
+
+// Binary returns the settings of the backend called name (generic, ice
+// or mlx5; the zero value for any other).
+func (b Backends) Binary(name Backend) BackendBinary {
+	switch name {
+	case BackendGeneric:
+		return b.Generic
+	case BackendICE:
+		return b.ICE
+	case BackendMLX5:
+		return b.MLX5
+	}
+	return BackendBinary{}
 }
 
 // Announce says how a moved VM's MAC is announced on its new port.
@@ -250,6 +305,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		if b.Backend == "" {
 			b.Backend = BackendAuto
+		}
+		if b.Mode == "" {
+			b.Mode = ModeSoftware
 		}
 		if b.RDMA == "" {
 			b.RDMA = rdmamgr.ModeOff

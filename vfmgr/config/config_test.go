@@ -22,16 +22,20 @@ func TestExample(t *testing.T) {
 	}
 	want := Config{
 		Bonds: []Bond{
-			{Name: "bond0", PFs: []string{"pf0", "pf1"}, VFsPerPF: 7, Policy: vfmgr.ActiveFirst, Backend: BackendAuto, RDMA: rdmamgr.ModeOff},
+			{Name: "bond0", PFs: []string{"pf0", "pf1"}, VFsPerPF: 7, Policy: vfmgr.ActiveFirst, Backend: BackendAuto, Mode: ModeSoftware, RDMA: rdmamgr.ModeOff},
 			{
 				Name: "bond1", PFs: []string{"ens2f0", "ens2f1"}, VFsPerPF: 32, Policy: vfmgr.Balance,
-				Failback: Failback{After: 30 * time.Second}, Backend: BackendAuto, RDMA: rdmamgr.ModeOff,
+				Failback: Failback{After: 30 * time.Second}, Backend: BackendAuto, Mode: ModeSoftware, RDMA: rdmamgr.ModeOff,
 			},
 		},
 		Announce: Announce{Count: 3, Interval: 100 * time.Millisecond, RARPWithoutAddrs: true},
 		HoldDown: 200 * time.Millisecond,
 		API:      API{Socket: "/run/vflag/vflag.sock", Group: "libvirt"},
 		State:    Store{Path: "/var/lib/vflag/state.db"},
+		Backends: Backends{
+			Generic: BackendBinary{Path: "/usr/lib/vflag/backends/vflag-backend-generic"},
+			MLX5:    BackendBinary{SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+		},
 	}
 	if c.File() != "testdata/vflag.yaml" {
 		t.Errorf("File() = %q", c.File())
@@ -41,7 +45,7 @@ func TestExample(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("example decoded as\n%+v\nwant\n%+v", got, want)
 	}
-	if got, want := c.Line("bonds[1].failback"), 30; got != want {
+	if got, want := c.Line("bonds[1].failback"), 35; got != want {
 		t.Errorf("bonds[1].failback on line %d, want %d", got, want)
 	}
 }
@@ -53,7 +57,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Default()
-	want.Bonds = []Bond{{Name: "bond0", PFs: []string{"pf0", "pf1"}, VFsPerPF: 4, Policy: vfmgr.ActiveFirst, Backend: BackendAuto, RDMA: rdmamgr.ModeOff}}
+	want.Bonds = []Bond{{Name: "bond0", PFs: []string{"pf0", "pf1"}, VFsPerPF: 4, Policy: vfmgr.ActiveFirst, Backend: BackendAuto, Mode: ModeSoftware, RDMA: rdmamgr.ModeOff}}
 	got := *c
 	got.file, got.lines = "", nil
 	if !reflect.DeepEqual(got, want) {
@@ -109,13 +113,38 @@ func TestParseErrors(t *testing.T) {
 		{
 			name:  "unknown top-level key",
 			pairs: []string{"hold_down: 200ms", "hold_down: 200ms\nholddown: 1s"},
-			want:  []string{"vflag.yaml:11: holddown: unknown key, expected one of bonds, announce, hold_down, api, metrics, state"},
+			want:  []string{"vflag.yaml:11: holddown: unknown key, expected one of bonds, announce, hold_down, api, metrics, state, backends"},
+		},
+		{
+			name:  "unknown mode",
+			pairs: []string{"    policy: balance", "    policy: balance\n    mode: turbo"},
+			want:  []string{`vflag.yaml:6: bonds[0].mode: unknown mode "turbo", expected software or hardware`},
+		},
+		{
+			name:  "hardware mode on the generic backend",
+			pairs: []string{"    policy: balance", "    policy: balance\n    backend: generic\n    mode: hardware"},
+			want:  []string{"vflag.yaml:7: bonds[0].mode: hardware mode needs a NIC with VF-LAG (backend ice or mlx5, or auto); backend generic re-homes VFs in software"},
+		},
+		{
+			name:  "backend binaries",
+			pairs: []string{"hold_down: 200ms", "hold_down: 200ms\nbackends:\n  generic: {path: vflag-backend-generic, sha256: abc}\n  bnxt: {}"},
+			want: []string{
+				"vflag.yaml:13: backends.bnxt: unknown key, expected one of generic, ice, mlx5",
+			},
+		},
+		{
+			name:  "backend binary values",
+			pairs: []string{"hold_down: 200ms", "hold_down: 200ms\nbackends:\n  generic: {path: vflag-backend-generic, sha256: abc}"},
+			want: []string{
+				`vflag.yaml:12: backends.generic.path: "vflag-backend-generic" is not an absolute path`,
+				`vflag.yaml:12: backends.generic.sha256: "abc" is not a SHA-256: expected 64 hex digits, as sha256sum prints them`,
+			},
 		},
 		{
 			name:  "unknown bond key",
 			pairs: []string{"vfs_per_pf: 7", "vfs_per_fp: 7"},
 			// Shape errors come first; values are checked once the shape is right.
-			want: []string{"vflag.yaml:4: bonds[0].vfs_per_fp: unknown key, expected one of name, pfs, vfs_per_pf, policy, failback, backend, rdma"},
+			want: []string{"vflag.yaml:4: bonds[0].vfs_per_fp: unknown key, expected one of name, pfs, vfs_per_pf, policy, failback, backend, mode, rdma"},
 		},
 		{
 			name:  "unknown RDMA mode",

@@ -79,6 +79,12 @@ func (c *Config) Validate() error {
 				add(k+".rdma", "unknown mode %q, expected hw, soft or off", b.RDMA)
 			}
 		}
+		if b.Mode != "" && b.Mode != ModeSoftware && b.Mode != ModeHardware {
+			add(k+".mode", "unknown mode %q, expected %s or %s", b.Mode, ModeSoftware, ModeHardware)
+		}
+		if b.Mode == ModeHardware && b.Backend == BackendGeneric {
+			add(k+".mode", "hardware mode needs a NIC with VF-LAG (backend ice or mlx5, or auto); backend generic re-homes VFs in software")
+		}
 		if !b.Backend.Valid() {
 			add(k+".backend", "unknown backend %q, expected %s, %s, %s or %s", b.Backend, BackendAuto, BackendGeneric, BackendICE, BackendMLX5)
 		}
@@ -107,7 +113,29 @@ func (c *Config) Validate() error {
 	if !filepath.IsAbs(c.State.Path) {
 		add("state.path", "%q is not an absolute path", c.State.Path)
 	}
+	for _, name := range []Backend{BackendGeneric, BackendICE, BackendMLX5} {
+		b, k := c.Backends.Binary(name), "backends."+string(name)
+		if b.Path != "" && !filepath.IsAbs(b.Path) {
+			add(k+".path", "%q is not an absolute path", b.Path)
+		}
+		if b.SHA256 != "" && !isSHA256(b.SHA256) {
+			add(k+".sha256", "%q is not a SHA-256: expected 64 hex digits, as sha256sum prints them", b.SHA256)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// isSHA256 reports whether s is 64 hex digits.
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkIfname says what is wrong with an interface name, as the kernel's

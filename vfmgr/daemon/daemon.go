@@ -15,6 +15,7 @@ import (
 
 	"github.com/vflag/vflag/announce"
 	"github.com/vflag/vflag/api/vflagpb"
+	"github.com/vflag/vflag/plugin"
 	"github.com/vflag/vflag/rdmamgr"
 	"github.com/vflag/vflag/vfmgr"
 	"github.com/vflag/vflag/vfmgr/sriov"
@@ -35,6 +36,8 @@ type BondConfig struct {
 	FailbackAfter time.Duration
 	// RDMA is the bond's RDMA mode ("" or off: none).
 	RDMA rdmamgr.Mode
+	// Mode is what the bond's NIC backend is asked for ("": software).
+	Mode plugin.Mode
 }
 
 // DefaultParallelMoves bounds the VMs re-homed at once in one failover.
@@ -60,6 +63,11 @@ type Options struct {
 	Announcer Announcer
 	// RDMA, when set, puts each bond's RDMA mode in place at start.
 	RDMA RDMA
+	// NICs are the bonds' NIC backends, by bond name (see nic.go): each
+	// prepares its bond at start and, when it probed HardwareFollow, says
+	// which VFs the NIC carries on a failover. A bond without one is
+	// re-homed in software only.
+	NICs map[string]plugin.Backend
 	// Metrics, when set, counts what the daemon does.
 	Metrics *Metrics
 	// Log is the daemon's logger.
@@ -71,15 +79,21 @@ type Daemon struct {
 	opts Options
 	log  *slog.Logger
 
-	// mu guards state, later and subs; failovers run under it, so an API
-	// call never sees a half-executed plan.
+	// mu guards state, later, subs, caps and started; failovers run
+	// under it, so an API call never sees a half-executed plan.
 	mu    sync.Mutex
 	state vfmgr.State
 	later []vfmgr.Event
 	subs  map[chan *vflagpb.Event]struct{}
+	// caps are what each bond's NIC backend probed at start.
+	caps map[string]plugin.Capabilities
+	// started is set once Start has taken the inventory.
+	started bool
 
 	// announcing tracks announcement goroutines, for Close.
 	announcing sync.WaitGroup
+	// rdma follows the bonds' RDMA GIDs across failovers.
+	rdma rdmaWatch
 }
 
 // New returns a daemon; Start takes the inventory.
@@ -94,6 +108,13 @@ func New(opts Options) *Daemon {
 // loads the allocation table, resolves failovers a crash interrupted,
 // reconciles the table with the kernel and applies the rules once.
 func (d *Daemon) Start(ctx context.Context) error {
+	caps, err := d.prepareBonds(ctx)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.caps = caps
+	d.mu.Unlock()
 	now := time.Now()
 	var pools []*vfmgr.Pool
 	for _, b := range d.opts.Bonds {
@@ -116,6 +137,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("bond %s: rdma %s: %w", b.Name, b.RDMA, err)
 			}
+			d.rdma.remember(b.Name, rs)
 			if b.RDMA != rdmamgr.ModeOff {
 				d.log.Info("RDMA in place", "bond", b.Name, "mode", string(b.RDMA), "device", rs.Device, "healthy", rs.Healthy)
 			}
@@ -143,6 +165,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.reconcileKernel(ctx); err != nil {
 		return err
 	}
+	d.started = true
 	for _, b := range d.opts.Bonds {
 		d.handle(ctx, vfmgr.Event{Kind: vfmgr.Reconcile, Bond: b.Name, At: now})
 	}
@@ -394,11 +417,15 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 	start := time.Now()
 	pl := d.state.Plan(ev)
 	d.log.Info("bond event", "bond", ev.Bond, "event", ev.Kind.String(), "pf", ev.PF, "from", ev.From)
+	d.checkRDMAAfter(ev)
 	if pl.Skip != nil {
 		d.log.Debug("event changes nothing", "bond", ev.Bond, "reason", pl.Skip)
 		return
 	}
 	d.later = append(d.later, pl.Later...)
+	carried, software := d.carried(ctx, pl)
+	carriedAnns := d.withAddrs(ctx, announcementsOf(pl, carried))
+	pl.Moves = software
 	for _, u := range pl.Unplaceable {
 		d.log.Error("VM cannot be moved", "bond", ev.Bond, "key", u.Key, "mac", u.MAC.String(), "vf", u.VF.String(), "stranded", u.Stranded, "reason", u.Reason)
 		d.opts.Metrics.unplaceable(ev.Bond)
@@ -407,6 +434,10 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 	if len(pl.Moves) == 0 {
 		d.state = d.state.Apply(pl)
 		d.emit(&vflagpb.Event{Kind: ev.Kind.String(), Bond: ev.Bond, Pf: ev.PF})
+		if len(carried) > 0 {
+			d.emit(&vflagpb.Event{Kind: "failover", Bond: ev.Bond, Pf: ev.PF, Message: fmt.Sprintf("%s: %d carried by the NIC", ev.Kind, len(carried))})
+		}
+		d.announce(carriedAnns)
 		return
 	}
 	moved, anns := d.execute(ctx, pl)
@@ -418,12 +449,16 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 	took := time.Since(start)
 	d.opts.Metrics.failover(ev.Bond, took, len(moved))
 	d.log.Info("failover executed", "bond", ev.Bond, "event", ev.Kind.String(), "pf", ev.PF,
-		"moved", len(moved), "failed", len(pl.Moves)-len(moved), "took", took)
+		"moved", len(moved), "carried", len(carried), "failed", len(pl.Moves)-len(moved), "took", took)
+	msg := fmt.Sprintf("%s: %d moved, %d failed", ev.Kind, len(moved), len(pl.Moves)-len(moved))
+	if len(carried) > 0 {
+		msg = fmt.Sprintf("%s: %d moved, %d carried by the NIC, %d failed", ev.Kind, len(moved), len(carried), len(pl.Moves)-len(moved))
+	}
 	d.emit(&vflagpb.Event{
 		Kind: "failover", Bond: ev.Bond, Pf: ev.PF, Moved: uint32(len(moved)), DurationMs: float64(took.Microseconds()) / 1000,
-		Message: fmt.Sprintf("%s: %d moved, %d failed", ev.Kind, len(moved), len(pl.Moves)-len(moved)),
+		Message: msg,
 	})
-	d.announce(anns)
+	d.announce(append(anns, carriedAnns...))
 }
 
 // execute carries out a plan's moves: write-ahead intent, then per move
@@ -608,7 +643,10 @@ func (d *Daemon) announceAll(ctx context.Context) {
 }
 
 // Close waits for announcements under way.
-func (d *Daemon) Close() { d.announcing.Wait() }
+func (d *Daemon) Close() {
+	d.announcing.Wait()
+	d.rdma.checks.Wait()
+}
 
 func newID() string {
 	var b [8]byte

@@ -21,6 +21,8 @@ type Metrics struct {
 	vfsUsed     *prometheus.GaugeVec
 	vfsFree     *prometheus.GaugeVec
 	portCarrier *prometheus.GaugeVec
+	rdmaHealthy *prometheus.GaugeVec
+	rdmaRenum   *prometheus.CounterVec
 }
 
 // NewMetrics registers vflagd's metrics in a registry of their own.
@@ -52,8 +54,14 @@ func NewMetrics() *Metrics {
 		portCarrier: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vflag_port_carrier", Help: "1 when the PF has carrier.",
 		}, []string{"bond", "pf"}),
+		rdmaHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vflag_rdma_healthy", Help: "1 when the bond's RDMA device was healthy at the last check after a failover.",
+		}, []string{"bond"}),
+		rdmaRenum: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vflag_rdma_gid_renumbered_total", Help: "Failovers after which the bond's RDMA GIDs had new indexes (open RDMA connections failed).",
+		}, []string{"bond"}),
 	}
-	m.reg.MustRegister(m.failovers, m.duration, m.moved, m.unplaced, m.frames, m.vfsUsed, m.vfsFree, m.portCarrier,
+	m.reg.MustRegister(m.failovers, m.duration, m.moved, m.unplaced, m.frames, m.vfsUsed, m.vfsFree, m.portCarrier, m.rdmaHealthy, m.rdmaRenum,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -86,6 +94,20 @@ func (m *Metrics) failover(bond string, took time.Duration, moved int) {
 func (m *Metrics) unplaceable(bond string) {
 	if m != nil {
 		m.unplaced.WithLabelValues(bond).Inc()
+	}
+}
+
+func (m *Metrics) rdmaChecked(bond string, healthy, renumbered bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if healthy {
+		v = 1
+	}
+	m.rdmaHealthy.WithLabelValues(bond).Set(v)
+	if renumbered {
+		m.rdmaRenum.WithLabelValues(bond).Inc()
 	}
 }
 

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/vishvananda/netns"
 
 	"github.com/vflag/vflag/announce"
 	"github.com/vflag/vflag/api"
+	"github.com/vflag/vflag/firmware"
+	"github.com/vflag/vflag/plugin"
 	"github.com/vflag/vflag/rdmamgr"
 	"github.com/vflag/vflag/vfmgr"
 	"github.com/vflag/vflag/vfmgr/bondwatch"
@@ -47,9 +50,20 @@ func Main(ctx context.Context, path string, log *slog.Logger) error {
 		}
 		defer stop()
 	}
+	// d is set before any backend call, so before any restart.
+	var d *Daemon
+	nics, kern, stopBackends, err := launchBackends(ctx, cfg, kernel, log, func(name string) {
+		rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = d.Resync(rctx, "backend "+name+" restarted")
+	})
+	if err != nil {
+		return err
+	}
+	defer stopBackends()
 	opts := Options{
 		HoldDown: cfg.HoldDown, RARPWithoutAddrs: cfg.Announce.RARPWithoutAddrs,
-		Kernel: kernel, BondCtl: SysfsBonds{}, Store: st, VMs: nsvm.VMs{},
+		Kernel: kern, NICs: nics, BondCtl: SysfsBonds{}, Store: st, VMs: nsvm.VMs{},
 		Announcer: &announce.Announcer{Sender: sender, Count: cfg.Announce.Count, Interval: cfg.Announce.Interval, Log: log},
 		RDMA:      &rdmamgr.Manager{Log: log},
 		Metrics:   metrics, Log: log,
@@ -57,10 +71,10 @@ func Main(ctx context.Context, path string, log *slog.Logger) error {
 	for _, b := range cfg.Bonds {
 		opts.Bonds = append(opts.Bonds, BondConfig{
 			Name: b.Name, PFs: [2]string{b.PFs[0], b.PFs[1]}, VFsPerPF: b.VFsPerPF,
-			Policy: b.Policy, FailbackAfter: b.Failback.After, RDMA: b.RDMA,
+			Policy: b.Policy, FailbackAfter: b.Failback.After, RDMA: b.RDMA, Mode: plugin.Mode(b.Mode),
 		})
 	}
-	d := New(opts)
+	d = New(opts)
 	defer d.Close()
 
 	// Subscribe before taking the inventory, so no change falls between.
@@ -100,4 +114,60 @@ func Main(ctx context.Context, path string, log *slog.Logger) error {
 		}
 		return err
 	}
+}
+
+// launchBackends starts the NIC backend of each bond (config backend, or
+// for auto the one firmware.ForDriver names for its PFs' driver), one
+// process per backend, and returns them by bond, the Kernel seam they
+// serve, and a function that stops them. restarted is called when a
+// backend ran again after it was lost.
+func launchBackends(ctx context.Context, cfg *config.Config, kernel *sriov.Kernel, log *slog.Logger, restarted func(name string)) (map[string]plugin.Backend, Kernel, func(), error) {
+	clients := map[config.Backend]*plugin.Client{}
+	stop := func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}
+	nics := map[string]plugin.Backend{}
+	byPF := map[string]plugin.Backend{}
+	for i, b := range cfg.Bonds {
+		name := b.Backend
+		if name == config.BackendAuto {
+			var drivers []string
+			for _, pf := range b.PFs {
+				p, err := kernel.PF(ctx, pf)
+				if err != nil {
+					stop()
+					return nil, nil, nil, cfg.Errorf(fmt.Sprintf("bonds[%d].backend", i), "auto: the driver of %s: %v", pf, err)
+				}
+				drivers = append(drivers, p.Driver)
+			}
+			name = config.Backend(firmware.ForDriver(drivers[0]))
+			if firmware.ForDriver(drivers[1]) != string(name) {
+				log.Warn("the bond's ports have different drivers; using the generic backend", "bond", b.Name, "drivers", drivers)
+				name = config.BackendGeneric
+			}
+		}
+		c, ok := clients[name]
+		if !ok {
+			bin := cfg.Backends.Binary(name)
+			var err error
+			c, err = plugin.Launch(ctx, plugin.Config{
+				Name: string(name), Path: bin.Path, SHA256: bin.SHA256,
+				OnRestart: func() { restarted(string(name)) },
+				Log:       log,
+			})
+			if err != nil {
+				stop()
+				return nil, nil, nil, fmt.Errorf("bond %s: %w", b.Name, err)
+			}
+			clients[name] = c
+		}
+		log.Info("bond served by backend", "bond", b.Name, "backend", string(name), "pid", c.PID())
+		nics[b.Name] = c
+		for _, pf := range b.PFs {
+			byPF[pf] = c
+		}
+	}
+	return nics, BackendKernel{ByPF: byPF}, stop, nil
 }

@@ -11,7 +11,9 @@ import (
 	"github.com/vflag/vflag/vfmgr/store"
 )
 
-// Kernel is the SR-IOV side of the kernel (vfmgr/sriov).
+// Kernel is the SR-IOV side of the kernel. In vflagd the bonds' NIC
+// backends serve it out of process (BackendKernel, ResetVF being their
+// ReleaseVF); vfmgr/sriov serves it in process.
 type Kernel interface {
 	PF(ctx context.Context, name string) (vfmgr.PF, error)
 	VFs(ctx context.Context, pf string) ([]vfmgr.VF, error)
