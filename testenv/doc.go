@@ -14,6 +14,18 @@
 // <host>-p0, <host>-p1); vflag-<tb>-client is a host on tora. Nothing is
 // created in the root namespace.
 //
+// A host comes in two flavours (HostSpec.Flavour). FlavourInitramfs, the
+// default, runs everything from an initramfs and is ready in about 16 s.
+// FlavourLibvirt boots the same kernel into a Debian root disk (attached
+// with snapshot=on, so every boot starts clean) with QEMU 10 and libvirt 11
+// from bookworm-backports, virtlogd and libvirtd running, and an emulated
+// intel-iommu, so that VFs can be bound to vfio-pci and passed to nested
+// (L2) guests through <interface type='hostdev'>. Nested guests boot the
+// same kernel with a small initramfs and their own agent; DefineNested,
+// Virsh, WaitNested and NestedExec drive them. The host is ready in about
+// 21 s; a nested guest, TCG inside TCG, answers about two minutes after
+// virsh start on an idle machine.
+//
 // Tests build a testbed with New, AddHost and Start (or ForTest, which ties
 // teardown to t.Cleanup); cmd/vflag-testbed is a CLI on the same API. Every
 // start first sweeps what interrupted runs left behind.

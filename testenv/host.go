@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -71,27 +72,48 @@ func portDevice(i int) string { return fmt.Sprintf("p%d", i) }
 // qemuArgs is the QEMU command line of a host: q35, a serial console and
 // the agent's virtio-serial port on unix sockets, QMP, and one igb NIC per
 // port, each on its own PCIe root port (SR-IOV needs PCIe) with its tap
-// passed as an inherited file descriptor (3, 4, ...).
-func (h *host) qemuArgs(accel, vmlinuz, initrd string) []string {
+// passed as an inherited file descriptor (3, 4, ...). The libvirt flavour
+// adds an emulated IOMMU (intel-iommu with interrupt remapping, so VFs can
+// be bound to vfio-pci in the guest; caching-mode for nested VFIO; KVM
+// needs the split irqchip for it) and its root disk with snapshot=on, so
+// every boot starts from the cached image and writes nothing back.
+func (h *host) qemuArgs(accel string, img bootImages) []string {
 	cpu := "max"
 	if accel == "kvm" {
 		cpu = "host"
 	}
+	machine := "q35"
+	cmdline := "console=ttyS0 panic=-1 quiet vflag.hostname=" + h.spec.Name
+	if h.spec.Flavour == FlavourLibvirt && accel == "kvm" {
+		machine += ",kernel-irqchip=split"
+	}
+	if h.spec.Flavour == FlavourLibvirt {
+		cmdline += " intel_iommu=on iommu=pt"
+	}
 	args := []string{
 		"-name", h.spec.Name,
-		"-machine", "q35", "-accel", accel, "-cpu", cpu,
+		"-machine", machine, "-accel", accel, "-cpu", cpu,
 		"-m", fmt.Sprint(h.spec.MemoryMB), "-smp", "2",
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-kernel", vmlinuz, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 quiet vflag.hostname=" + h.spec.Name,
-		"-chardev", "socket,id=con,path=" + h.path("console.sock") + ",server=on,wait=off,logfile=" + h.path("console.log") + ",logappend=on",
-		"-serial", "chardev:con",
-		"-qmp", "unix:" + h.path("qmp.sock") + ",server=on,wait=off",
-		"-device", "virtio-serial-pci,id=vser",
-		"-chardev", "socket,id=agent,path=" + h.path("agent.sock") + ",server=on,wait=off",
-		"-device", "virtserialport,bus=vser.0,chardev=agent,name=" + image.AgentPortName,
-		"-pidfile", h.path("qemu.pid"),
 	}
+	if h.spec.Flavour == FlavourLibvirt {
+		args = append(args,
+			"-device", "intel-iommu,intremap=on,caching-mode=on",
+			"-drive", "file="+img.rootfs+",format=raw,if=none,id=root,snapshot=on",
+			"-device", "virtio-blk-pci,drive=root",
+		)
+	}
+	args = append(args,
+		"-kernel", img.vmlinuz, "-initrd", img.initrd,
+		"-append", cmdline,
+		"-chardev", "socket,id=con,path="+h.path("console.sock")+",server=on,wait=off,logfile="+h.path("console.log")+",logappend=on",
+		"-serial", "chardev:con",
+		"-qmp", "unix:"+h.path("qmp.sock")+",server=on,wait=off",
+		"-device", "virtio-serial-pci,id=vser",
+		"-chardev", "socket,id=agent,path="+h.path("agent.sock")+",server=on,wait=off",
+		"-device", "virtserialport,bus=vser.0,chardev=agent,name="+image.AgentPortName,
+		"-pidfile", h.path("qemu.pid"),
+	)
 	for i := range PortsPerHost {
 		args = append(args,
 			"-device", fmt.Sprintf("pcie-root-port,id=rp%d,chassis=%d,slot=%d", i, i+1, i+1),
@@ -103,7 +125,7 @@ func (h *host) qemuArgs(accel, vmlinuz, initrd string) []string {
 }
 
 // launch creates the host's taps and starts its QEMU.
-func (h *host) launch(ctx context.Context, tb *Testbed, vmlinuz, initrd string) error {
+func (h *host) launch(ctx context.Context, tb *Testbed, img bootImages) error {
 	if err := os.MkdirAll(h.dir, 0o755); err != nil {
 		return fmt.Errorf("host %s: %w", h.spec.Name, err)
 	}
@@ -123,7 +145,7 @@ func (h *host) launch(ctx context.Context, tb *Testbed, vmlinuz, initrd string) 
 		return fmt.Errorf("host %s: %w", h.spec.Name, err)
 	}
 	defer logf.Close()
-	cmd := exec.Command("qemu-system-x86_64", h.qemuArgs(tb.cfg.Accel, vmlinuz, initrd)...)
+	cmd := exec.Command("qemu-system-x86_64", h.qemuArgs(tb.cfg.Accel, img)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = h.taps
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -214,7 +236,8 @@ done
 }
 
 // exec runs a command through the guest agent, reconnecting once if the
-// connection broke.
+// connection broke. A command the agent answered for, even with an error
+// (it timed out), is not run again.
 func (h *host) exec(ctx context.Context, cmd string, timeout time.Duration) (guestagent.Result, error) {
 	h.agentMu.Lock()
 	defer h.agentMu.Unlock()
@@ -230,6 +253,12 @@ func (h *host) exec(ctx context.Context, cmd string, timeout time.Duration) (gue
 		res, err := h.agent.Exec(ctx, cmd, timeout)
 		if err == nil {
 			return res, nil
+		}
+		// The agent answered (the command timed out or could not run):
+		// the connection is fine, and running the command again could
+		// repeat what it did.
+		if re := (*guestagent.RemoteError)(nil); errors.As(err, &re) {
+			return res, fmt.Errorf("host %s: exec: %w", h.spec.Name, err)
 		}
 		lastErr = err
 		h.agent.Close()
@@ -327,6 +356,17 @@ func isOurQEMU(pid int, dir string) bool {
 	}
 	args := strings.Split(string(b), "\x00")
 	return len(args) > 0 && strings.HasSuffix(args[0], "qemu-system-x86_64") && strings.Contains(string(b), dir+"/")
+}
+
+// checkLibvirtTools names what the libvirt flavour needs besides
+// checkTools: the tools that build its Debian root file system.
+func checkLibvirtTools() error {
+	for _, t := range []string{"debootstrap", "mkfs.ext4", "unshare", "chroot"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%w: %s not found (the libvirt flavour builds a Debian root disk); run testenv/setup-host.sh", ErrMissingTool, t)
+		}
+	}
+	return nil
 }
 
 // checkTools names what is missing on the host and how to get it.

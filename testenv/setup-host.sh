@@ -3,10 +3,12 @@
 # Debian 12 (bookworm) machine. Idempotent: a second run only checks.
 #
 #   - apt source for bookworm-backports (QEMU >= 8 with the igb device, libvirt 11)
-#   - host packages: QEMU, iproute2, busybox-static, kmod, cpio, xz, libvirt-dev (cgo)
+#   - host packages: QEMU, iproute2, busybox-static, kmod, cpio, xz, libvirt-dev (cgo),
+#     debootstrap and e2fsprogs (the libvirt flavour's Debian root disk)
 #
 # The guest kernel is NOT installed on the host: testenv downloads its .deb into the
-# asset cache and extracts it there (see testenv/image).
+# asset cache and extracts it there (see testenv/image). Likewise the libvirt flavour's
+# root file system (QEMU 10, libvirt 11) is debootstrapped into the cache, not the host.
 set -euo pipefail
 
 say() { printf '[setup-host] %s\n' "$*" >&2; }
@@ -43,7 +45,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440 2>/dev/null)" ]; then
 fi
 
 # Packages from bookworm itself.
-base=(iproute2 iputils-ping busybox-static kmod cpio xz-utils zstd ca-certificates make gcc git pkg-config tcpdump ethtool protobuf-compiler)
+base=(iproute2 iputils-ping busybox-static kmod cpio xz-utils zstd ca-certificates make gcc git pkg-config tcpdump ethtool protobuf-compiler debootstrap e2fsprogs)
 # Packages that must come from backports (QEMU 7.2 in bookworm has no igb).
 bpo=(qemu-system-x86 qemu-utils libvirt-dev rdmacm-utils ibverbs-utils ibverbs-providers)
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,7 @@ type hostState struct {
 	Index      int                `json:"index"`
 	VFs        int                `json:"vfs"`
 	MemoryMB   int                `json:"memory_mb"`
+	Flavour    Flavour            `json:"flavour,omitempty"`
 	PID        int                `json:"pid"`
 	ReadyAfter time.Duration      `json:"ready_after_ns"`
 	LinkDown   [PortsPerHost]bool `json:"link_down"`
@@ -45,7 +47,7 @@ func (tb *Testbed) saveState() error {
 	}
 	for _, h := range tb.hosts {
 		st.Hosts = append(st.Hosts, hostState{
-			Name: h.spec.Name, Index: h.index, VFs: h.spec.VFs, MemoryMB: h.spec.MemoryMB,
+			Name: h.spec.Name, Index: h.index, VFs: h.spec.VFs, MemoryMB: h.spec.MemoryMB, Flavour: h.spec.Flavour,
 			PID: h.PID, ReadyAfter: h.ReadyAfter, LinkDown: h.LinkDown,
 		})
 	}
@@ -107,8 +109,11 @@ func Attach(cfg Config) (*Testbed, error) {
 	tb.cfg.Accel = st.Accel
 	tb.cfg.Detached = st.Owner == 0
 	for _, hs := range st.Hosts {
+		if hs.Flavour == "" { // a state file from before flavours
+			hs.Flavour = FlavourInitramfs
+		}
 		tb.hosts = append(tb.hosts, &host{
-			spec:  HostSpec{Name: hs.Name, VFs: hs.VFs, MemoryMB: hs.MemoryMB},
+			spec:  HostSpec{Name: hs.Name, VFs: hs.VFs, MemoryMB: hs.MemoryMB, Flavour: hs.Flavour},
 			index: hs.Index, dir: filepath.Join(tb.dir, hs.Name),
 			PID: hs.PID, ReadyAfter: hs.ReadyAfter, LinkDown: hs.LinkDown,
 		})
@@ -163,7 +168,7 @@ func Sweep(runDir string, log *slog.Logger) error {
 		} else {
 			continue
 		}
-		if live[tbName] {
+		if live[tbName] || qemuOfTestbed(tbName) {
 			continue
 		}
 		log.Info("removing orphaned testbed namespace", "netns", name)
@@ -172,4 +177,24 @@ func Sweep(runDir string, log *slog.Logger) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// qemuOfTestbed tells whether a QEMU of the testbed named tb runs, whatever
+// its run directory: a Sweep of one run directory (tests use temporary
+// ones) must not take the namespaces of a testbed another one holds. A
+// host's QEMU has RunDir/<tb>/<host>/qmp.sock on its command line.
+func qemuOfTestbed(tb string) bool {
+	qmp := regexp.MustCompile(`/` + regexp.QuoteMeta(tb) + `/[a-z][a-z0-9]*/qmp\.sock`)
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range cmdlines {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if strings.HasSuffix(args[0], "qemu-system-x86_64") && qmp.Match(b) {
+			return true
+		}
+	}
+	return false
 }

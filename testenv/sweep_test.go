@@ -162,7 +162,7 @@ func TestConfigValidation(t *testing.T) {
 
 func TestQEMUArgs(t *testing.T) {
 	h := &host{spec: HostSpec{Name: "kvm1", MemoryMB: 512}, index: 3, dir: "/run/x/kvm1"}
-	args := strings.Join(h.qemuArgs("tcg", "/k", "/i"), " ")
+	args := strings.Join(h.qemuArgs("tcg", bootImages{vmlinuz: "/k", initrd: "/i"}), " ")
 	for _, want := range []string{
 		"-accel tcg -cpu max", "-m 512",
 		"-device igb,id=p0,bus=rp0,netdev=n0,mac=52:54:00:0f:03:00",
@@ -174,7 +174,27 @@ func TestQEMUArgs(t *testing.T) {
 			t.Errorf("qemu args lack %q:\n%s", want, args)
 		}
 	}
-	if got := strings.Join(h.qemuArgs("kvm", "/k", "/i"), " "); !strings.Contains(got, "-accel kvm -cpu host") {
+	if got := strings.Join(h.qemuArgs("kvm", bootImages{vmlinuz: "/k", initrd: "/i"}), " "); !strings.Contains(got, "-accel kvm -cpu host") {
 		t.Errorf("kvm args: %s", got)
+	}
+	if strings.Contains(args, "iommu") || strings.Contains(args, "-drive") {
+		t.Errorf("initramfs flavour has an IOMMU or a disk:\n%s", args)
+	}
+
+	h.spec.Flavour = FlavourLibvirt
+	img := bootImages{vmlinuz: "/k", initrd: "/i", rootfs: "/cache/rootfs.ext4"}
+	args = strings.Join(h.qemuArgs("tcg", img), " ")
+	for _, want := range []string{
+		"-machine q35 -accel tcg",
+		"-device intel-iommu,intremap=on,caching-mode=on",
+		"-drive file=/cache/rootfs.ext4,format=raw,if=none,id=root,snapshot=on -device virtio-blk-pci,drive=root",
+		"vflag.hostname=kvm1 intel_iommu=on iommu=pt",
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("libvirt flavour qemu args lack %q:\n%s", want, args)
+		}
+	}
+	if got := strings.Join(h.qemuArgs("kvm", img), " "); !strings.Contains(got, "-machine q35,kernel-irqchip=split -accel kvm") {
+		t.Errorf("libvirt flavour kvm args lack the split irqchip: %s", got)
 	}
 }

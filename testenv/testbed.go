@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vflag/vflag/plugin"
 	"github.com/vflag/vflag/testenv/guestagent"
 	"github.com/vflag/vflag/testenv/image"
 )
@@ -77,8 +78,10 @@ type HostSpec struct {
 	Name string
 	// VFs is the number of VFs created on each port (0..7, default 7).
 	VFs int
-	// MemoryMB is the guest memory (default 1024).
+	// MemoryMB is the guest memory (default 1024; 2048 for FlavourLibvirt).
 	MemoryMB int
+	// Flavour is what the host boots (default FlavourInitramfs).
+	Flavour Flavour
 }
 
 // Testbed is a set of KVM-host VMs on two top-of-rack switches, with a
@@ -140,8 +143,18 @@ func (tb *Testbed) AddHost(spec HostSpec) error {
 	if spec.VFs < 0 || spec.VFs > MaxVFs {
 		return fmt.Errorf("host %s: %d VFs per port: igb has 0..%d", spec.Name, spec.VFs, MaxVFs)
 	}
+	switch spec.Flavour {
+	case "":
+		spec.Flavour = FlavourInitramfs
+	case FlavourInitramfs, FlavourLibvirt:
+	default:
+		return fmt.Errorf("host %s: flavour %q: want %s or %s", spec.Name, spec.Flavour, FlavourInitramfs, FlavourLibvirt)
+	}
 	if spec.MemoryMB == 0 {
 		spec.MemoryMB = 1024
+		if spec.Flavour == FlavourLibvirt {
+			spec.MemoryMB = 2048
+		}
 	}
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
@@ -176,6 +189,13 @@ func (tb *Testbed) Start(ctx context.Context) (err error) {
 	if err := checkTools(); err != nil {
 		return err
 	}
+	for _, h := range tb.hosts {
+		if h.spec.Flavour == FlavourLibvirt {
+			if err := checkLibvirtTools(); err != nil {
+				return err
+			}
+		}
+	}
 	agent, extra, err := tb.binaries()
 	if err != nil {
 		return err
@@ -187,16 +207,9 @@ func (tb *Testbed) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("testbed %s (%s): %w; run `vflag-testbed down --name %s` first", tb.cfg.Name, tb.dir, ErrAlreadyUp, tb.cfg.Name)
 	}
 
-	kernel, err := image.FetchKernel(ctx, tb.cfg.CacheDir, "", tb.log)
+	imgs, err := tb.buildImages(ctx, agent, append(extra, tb.cfg.Files...))
 	if err != nil {
-		return fmt.Errorf("guest kernel: %w", err)
-	}
-	initrd, err := image.Initramfs{
-		Kernel: kernel, Modules: image.DefaultModules(), Busybox: "/bin/busybox",
-		Agent: agent, Files: append(append(image.DefaultFiles(), extra...), tb.cfg.Files...),
-	}.Build(ctx, tb.cfg.CacheDir, tb.log)
-	if err != nil {
-		return fmt.Errorf("guest initramfs: %w", err)
+		return err
 	}
 
 	// From here on, a failure tears down what exists. The state file comes
@@ -219,7 +232,7 @@ func (tb *Testbed) Start(ctx context.Context) (err error) {
 		return err
 	}
 	for _, h := range tb.hosts {
-		if err := h.launch(ctx, tb, kernel.Vmlinuz, initrd); err != nil {
+		if err := h.launch(ctx, tb, imgs[h.spec.Flavour]); err != nil {
 			return err
 		}
 	}
@@ -233,6 +246,11 @@ func (tb *Testbed) Start(ctx context.Context) (err error) {
 		}
 		if err := h.provision(ctx); err != nil {
 			return err
+		}
+		if h.spec.Flavour == FlavourLibvirt {
+			if err := h.waitLibvirt(ctx); err != nil {
+				return err
+			}
 		}
 		h.ReadyAfter = time.Since(h.launched)
 		tb.log.Info("host ready", "host", h.spec.Name, "after", h.ReadyAfter.Round(time.Millisecond))
@@ -442,8 +460,9 @@ func (tb *Testbed) port(name string) (*host, int, error) {
 	return nil, 0, fmt.Errorf("port %q of testbed %s: %w (have %s)", name, tb.cfg.Name, ErrUnknownPort, strings.Join(tb.Ports(), ", "))
 }
 
-// GuestBinaries are the project binaries the guest gets besides the agent,
-// when BinDir has them.
+// GuestBinaries are the project binaries the guest gets in /usr/bin
+// besides the agent, when BinDir has them (and the generic NIC backend in
+// plugin.Dir).
 var guestBinaries = []string{"vflagd", "vflag"}
 
 // binaries finds the agent and the other project binaries for the guest.
@@ -465,6 +484,13 @@ func (tb *Testbed) binaries() (agent string, files []image.File, err error) {
 		p := filepath.Join(dir, b)
 		if _, err := os.Stat(p); err == nil {
 			files = append(files, image.File{Guest: "/usr/bin/" + b, Host: p})
+		}
+	}
+	// The NIC backend vflagd runs on igb, where vflag's package installs
+	// it, with its SHA-256 beside it (`make build` writes both).
+	for _, p := range []string{"vflag-backend-generic", "vflag-backend-generic.sha256"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err == nil {
+			files = append(files, image.File{Guest: filepath.Join(plugin.Dir, p), Host: filepath.Join(dir, p)})
 		}
 	}
 	return agent, files, nil
@@ -491,6 +517,8 @@ type Status struct {
 type HostStatus struct {
 	// Name is the host's name.
 	Name string `json:"name"`
+	// Flavour is what the host boots.
+	Flavour Flavour `json:"flavour"`
 	// PID is its QEMU's process id.
 	PID int `json:"pid"`
 	// Running is true while that QEMU runs.
@@ -520,7 +548,7 @@ func (tb *Testbed) Status() Status {
 	st := Status{Name: tb.cfg.Name}
 	anyRunning := false
 	for _, h := range tb.hosts {
-		hs := HostStatus{Name: h.spec.Name, PID: h.PID, Running: isOurQEMU(h.PID, h.dir), Addr: h.addr().String(), ReadyMs: h.ReadyAfter.Milliseconds()}
+		hs := HostStatus{Name: h.spec.Name, Flavour: h.spec.Flavour, PID: h.PID, Running: isOurQEMU(h.PID, h.dir), Addr: h.addr().String(), ReadyMs: h.ReadyAfter.Milliseconds()}
 		anyRunning = anyRunning || hs.Running
 		for i := range PortsPerHost {
 			hs.Ports = append(hs.Ports, PortStatus{Name: h.portName(i), Switch: []string{ToRA, ToRB}[i], Cabled: !h.LinkDown[i]})

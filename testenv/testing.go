@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -27,7 +28,13 @@ const RequireEnv = "VFLAG_REQUIRE_TESTBED"
 // are built once per test binary from this module's source.
 func ForTest(t testing.TB, specs ...HostSpec) *Testbed {
 	t.Helper()
-	if err := checkTools(); err != nil {
+	err := checkTools()
+	for _, s := range specs {
+		if err == nil && s.Flavour == FlavourLibvirt {
+			err = checkLibvirtTools()
+		}
+	}
+	if err != nil {
 		if os.Getenv(RequireEnv) == "1" {
 			t.Fatalf("testbed required (%s=1): %v", RequireEnv, err)
 		}
@@ -65,7 +72,7 @@ func ForTest(t testing.TB, specs ...HostSpec) *Testbed {
 			t.Errorf("tear down testbed %s: %v", tb.Name(), err)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	if err := tb.Start(ctx); err != nil {
 		t.Fatalf("start testbed: %v", err)
@@ -80,7 +87,8 @@ var (
 )
 
 // testBinDir returns $VFLAG_BIN_DIR or builds the guest binaries
-// (vflag-guest, vflagd, vflag) statically, once per test binary.
+// (vflag-guest, vflagd, vflag, vflag-backend-generic with its .sha256)
+// statically, once per test binary.
 func testBinDir() (string, error) {
 	if p := os.Getenv("VFLAG_BIN_DIR"); p != "" {
 		return p, nil
@@ -94,12 +102,22 @@ func testBinDir() (string, error) {
 		if binDir, binErr = os.MkdirTemp("", "vflag-bin-"); binErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/vflag-guest", "./cmd/vflagd", "./cmd/vflag")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/vflag-guest", "./cmd/vflagd", "./cmd/vflag", "./cmd/vflag-backend-generic")
 		cmd.Dir = filepath.Dir(strings.TrimSpace(string(mod)))
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = errors.New(strings.TrimSpace(string(out)))
+			return
 		}
+		// The backend's checksum beside it, as `make build` writes it.
+		backend := filepath.Join(binDir, "vflag-backend-generic")
+		data, err := os.ReadFile(backend)
+		if err != nil {
+			binErr = err
+			return
+		}
+		sum := sha256.Sum256(data)
+		binErr = os.WriteFile(backend+".sha256", []byte(hex.EncodeToString(sum[:])+"  vflag-backend-generic\n"), 0o644)
 	})
 	return binDir, binErr
 }

@@ -47,7 +47,7 @@ func New(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 
 	var hosts []string
 	var vfs, mem int
-	var accel string
+	var accel, flavour string
 	var keep bool
 	up := &cobra.Command{
 		Use:   "up",
@@ -61,7 +61,7 @@ func New(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			for _, h := range hosts {
-				if err := tb.AddHost(testenv.HostSpec{Name: h, VFs: vfs, MemoryMB: mem}); err != nil {
+				if err := tb.AddHost(testenv.HostSpec{Name: h, VFs: vfs, MemoryMB: mem, Flavour: testenv.Flavour(flavour)}); err != nil {
 					return err
 				}
 			}
@@ -79,7 +79,8 @@ func New(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	}
 	up.Flags().StringSliceVar(&hosts, "hosts", []string{"kvm1"}, "KVM-host VM names")
 	up.Flags().IntVar(&vfs, "vfs", testenv.MaxVFs, "VFs per port (0-7)")
-	up.Flags().IntVar(&mem, "memory", 1024, "guest memory in MiB")
+	up.Flags().IntVar(&mem, "memory", 0, "guest memory in MiB (default 1024, 2048 for the libvirt flavour)")
+	up.Flags().StringVar(&flavour, "flavour", string(testenv.FlavourInitramfs), "what the hosts boot: initramfs, or libvirt (Debian root disk with libvirtd and QEMU for nested guests)")
 	up.Flags().BoolVar(&keep, "keep", false, "leave a host that failed to start running, to look inside")
 	up.Flags().StringVar(&accel, "accel", "", "QEMU accelerator: tcg or kvm (default $VFLAG_ACCEL or tcg)")
 

@@ -57,6 +57,28 @@ type Initramfs struct {
 	Agent string
 	// Files are further host files to copy (iproute2, project binaries).
 	Files []File
+	// Start are shell commands the guest runs once its file systems are
+	// up, before the agent starts ("libvirtd -d"). A failing command is
+	// reported on the console and does not stop the boot.
+	Start []string
+	// Root, when set, makes the initramfs a first stage that hands over
+	// to a root file system on a disk (the libvirt flavour); nil keeps the
+	// whole guest in the initramfs.
+	Root *RootDisk
+}
+
+// RootDisk is the disk an initramfs hands over to. Its /init loads the
+// modules, mounts Device, copies into it what the initramfs brings (the
+// modules and their indices under /lib/modules, the agent, every File
+// without its libraries, /etc/vflag/, and busybox as
+// /usr/lib/vflag/busybox) and switches root to it, where busybox init runs
+// Start, the agent and a console as without Root. A failure powers the
+// guest off with a message on the console.
+type RootDisk struct {
+	// Device is the block device holding the root file system ("/dev/vda").
+	Device string
+	// FSType is its file system type ("ext4"); its module must be in Modules.
+	FSType string
 }
 
 // DefaultModules are what a KVM-host VM of the testbed loads at boot: the
@@ -76,6 +98,44 @@ func DefaultModules() []Module {
 		{Name: "crc32_generic"},
 		// The RDMA connection manager's user API (/dev/infiniband/rdma_cm), for rping.
 		{Name: "rdma_ucm"},
+	}
+}
+
+// LibvirtHostModules are what a KVM-host VM of the libvirt flavour loads:
+// DefaultModules, its root disk (virtio_blk, ext4), VFIO to pass VFs to
+// nested guests (through QEMU's emulated intel-iommu), and tun, macvtap and
+// vhost_net for their virtio NICs.
+func LibvirtHostModules() []Module {
+	return append(DefaultModules(),
+		Module{Name: "virtio_blk"},
+		// ext4 asks the crypto API for crc32c, which it would otherwise
+		// request_module (no modprobe before the root disk is up).
+		Module{Name: "crc32c_generic"},
+		Module{Name: "ext4"},
+		Module{Name: "vfio_pci"},
+		Module{Name: "vfio_iommu_type1"},
+		Module{Name: "tun"},
+		Module{Name: "macvtap"},
+		Module{Name: "vhost_net"},
+	)
+}
+
+// NestedGuestModules are what a nested (L2) guest loads: igbvf for a VF
+// passed through to it, virtio_net (which brings net_failover) for a
+// standby virtio NIC, and the ACPI power button with evdev, so that busybox
+// acpid powers the guest off on an ACPI shutdown request (virsh shutdown).
+func NestedGuestModules() []Module {
+	return []Module{{Name: "igbvf"}, {Name: "virtio_net"}, {Name: "button"}, {Name: "evdev"}}
+}
+
+// NestedGuestStart makes busybox acpid power a nested guest off on the
+// ACPI power button (/etc/acpi/PWRF/00000080 is the action busybox's
+// acpid runs for it).
+func NestedGuestStart() []string {
+	return []string{
+		`mkdir -p /etc/acpi/PWRF && printf '#!/bin/sh\npoweroff\n' > /etc/acpi/PWRF/00000080 && chmod 755 /etc/acpi/PWRF/00000080`,
+		// Its default log, /var/log/acpid.log, has no directory here.
+		`acpid -l /run/acpid.log`,
 	}
 }
 
@@ -189,7 +249,9 @@ func (spec Initramfs) records(ctx context.Context) ([]cpio.Record, error) {
 		}
 		add(cpio.Symlink(a, "/bin/busybox"))
 	}
-	add(cpio.Symlink("init", "/bin/busybox"))
+	if spec.Root == nil {
+		add(cpio.Symlink("init", "/bin/busybox"))
+	}
 
 	// The agent, extra files and their libraries.
 	if err := addHost(AgentPath, spec.Agent); err != nil {
@@ -238,10 +300,28 @@ func (spec Initramfs) records(ctx context.Context) ([]cpio.Record, error) {
 		fmt.Fprintf(&list, "%s %s\n", guest, params[ModuleName(f)])
 	}
 	add(cpio.StaticFile("etc/vflag/modules", list.String(), 0o644))
+	if spec.Root != nil {
+		// The root disk's tools read the module indices: libvirt looks up
+		// VFIO variant drivers in modules.alias, modprobe the .bin files.
+		idx, _ := filepath.Glob(filepath.Join(spec.Kernel.ModulesDir(), "modules.*"))
+		for _, f := range idx {
+			if err := addHost(path.Join(modRoot, filepath.Base(f)), f); err != nil {
+				return nil, err
+			}
+		}
+	}
 
-	// Boot: busybox init runs rcS, then keeps the agent and a console shell alive.
-	add(cpio.StaticFile("etc/inittab", inittab, 0o644))
-	add(cpio.StaticFile("etc/init.d/rcS", rcS, 0o755))
+	// Boot: busybox init runs rcS, then keeps the agent and a console shell
+	// alive; with a root disk, /init first switches to it.
+	if spec.Root == nil {
+		add(cpio.StaticFile("etc/inittab", inittab, 0o644))
+		add(cpio.StaticFile("etc/init.d/rcS", rcS+startCommands(spec.Start), 0o755))
+	} else {
+		add(cpio.StaticFile("init", stage1(*spec.Root, append([]string{AgentPath}, guestPaths(spec.Files)...)), 0o755))
+		add(cpio.StaticFile("etc/vflag/inittab", stage2Inittab, 0o644))
+		add(cpio.StaticFile("etc/vflag/rcS", stage2RcS+startCommands(spec.Start), 0o755))
+		add(cpio.Directory("newroot", 0o755))
+	}
 	add(cpio.StaticFile("etc/profile", profile, 0o644))
 	add(cpio.StaticFile("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644))
 	add(cpio.StaticFile("etc/group", "root:x:0:\n", 0o644))
@@ -336,3 +416,91 @@ echo "vflag: userspace ready on $(hostname), uptime $(cut -d' ' -f1 /proc/uptime
 const profile = `export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PS1='$(hostname):\w# '
 `
+
+// guestPaths lists where files go in the guest.
+func guestPaths(files []File) []string {
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.Guest
+	}
+	return paths
+}
+
+// stage1 is /init of an initramfs that hands over to root, carrying the
+// files at paths along: see RootDisk.
+func stage1(root RootDisk, paths []string) string {
+	var carry strings.Builder
+	for _, p := range paths {
+		fmt.Fprintf(&carry, "carry %s\n", p)
+	}
+	return fmt.Sprintf(`#!/bin/busybox sh
+fail() {
+	echo "vflag: $*; powering off" >&2
+	poweroff -f
+}
+carry() {
+	mkdir -p "/newroot${1%%/*}" && cp -a "$1" "/newroot$1" && chmod go-w,a+r "/newroot$1" ||
+		fail "cannot copy $1 to the root disk %[1]s"
+}
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+/usr/bin/vflag-guest load-modules /etc/vflag/modules || fail "loading kernel modules failed"
+i=0
+until [ -b %[1]s ]; do
+	i=$((i+1))
+	[ $i -lt 300 ] || fail "no root disk %[1]s"
+	sleep 0.1
+done
+mount -t %[2]s %[1]s /newroot || fail "cannot mount root disk %[1]s"
+mkdir -p /newroot/lib/modules /newroot/usr/lib/vflag /newroot/etc/vflag
+cp -a /lib/modules/. /newroot/lib/modules/ &&
+	cp /bin/busybox /newroot/usr/lib/vflag/busybox &&
+	cp -a /etc/vflag/. /newroot/etc/vflag/ &&
+	cp /etc/vflag/inittab /newroot/etc/inittab ||
+	fail "cannot copy the kernel modules, busybox or /etc/vflag to %[1]s"
+%[3]smount --move /dev /newroot/dev
+mount --move /sys /newroot/sys
+mount --move /proc /newroot/proc
+exec switch_root /newroot /usr/lib/vflag/busybox init
+`, root.Device, root.FSType, carry.String())
+}
+
+// stage2Inittab is busybox init's table on a root disk.
+const stage2Inittab = `::sysinit:/etc/vflag/rcS
+::respawn:/usr/bin/vflag-guest serve
+ttyS0::respawn:-/bin/sh
+::shutdown:/usr/lib/vflag/busybox umount -a -r
+`
+
+// stage2RcS sets up the root disk's pseudo file systems and host name like
+// rcS does.
+const stage2RcS = `#!/bin/sh
+# The PATH libvirtd had when it probed QEMU at image build: libvirt keys its
+# capability cache by the emulator path it finds through PATH.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mkdir -p /run/netns /run/lock
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in vflag.hostname=*) hostname "${arg#vflag.hostname=}" ;; esac
+done
+ip link set lo up
+echo "vflag: userspace ready on $(hostname) (root disk), uptime $(cut -d' ' -f1 /proc/uptime)s"
+`
+
+// startCommands renders the start commands for the end of rcS; none
+// renders nothing, so rcS stays as it was.
+func startCommands(start []string) string {
+	var b strings.Builder
+	for _, c := range start {
+		fmt.Fprintf(&b, "%s || echo \"vflag: start command failed: %s\" >&2\n", c, strings.ReplaceAll(c, `"`, `'`))
+	}
+	if len(start) > 0 {
+		b.WriteString("echo \"vflag: started, uptime $(cut -d' ' -f1 /proc/uptime)s\"\n")
+	}
+	return b.String()
+}
