@@ -6,14 +6,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vflag/vflag/testenv"
 	"github.com/vflag/vflag/testenv/probe"
 )
 
-// Demo boots a fresh one-host testbed, runs the cable-pull scenario, writes
-// its timelines to resultsDir (JSON per variant, timeline.svg) and prints
+// Demo boots a fresh two-host testbed, runs the cable-pull scenario on
+// kvm1 and the RDMA scenario between kvm1 and kvm2, writes the results to
+// resultsDir (JSON per variant, cable-pull.svg, rdma-pull.txt) and prints
 // them.
 func Demo(ctx context.Context, cfg testenv.Config, resultsDir string, out io.Writer) (err error) {
 	tb, err := testenv.New(cfg)
@@ -21,6 +23,9 @@ func Demo(ctx context.Context, cfg testenv.Config, resultsDir string, out io.Wri
 		return err
 	}
 	if err := tb.AddHost(testenv.HostSpec{Name: "kvm1"}); err != nil {
+		return err
+	}
+	if err := tb.AddHost(testenv.HostSpec{Name: "kvm2", VFs: 1}); err != nil {
 		return err
 	}
 	t0 := time.Now()
@@ -33,7 +38,7 @@ func Demo(ctx context.Context, cfg testenv.Config, resultsDir string, out io.Wri
 		}
 	}()
 	boot := time.Since(t0)
-	fmt.Fprintf(out, "testbed up: kvm1 booted and provisioned in %.1f s (2 igb ports x 7 VFs, bond0 active-backup)\n", boot.Seconds())
+	fmt.Fprintf(out, "testbed up: kvm1 and kvm2 booted and provisioned in %.1f s (2 igb ports each, bond0 active-backup)\n", boot.Seconds())
 
 	t1 := time.Now()
 	tls, err := RunCablePull(ctx, tb, Options{})
@@ -48,6 +53,27 @@ func Demo(ctx context.Context, cfg testenv.Config, resultsDir string, out io.Wri
 	if err != nil {
 		return err
 	}
+
+	t2 := time.Now()
+	rs, err := RunRDMAPull(ctx, tb, RDMAOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nscenario %s ran in %.1f s (ibv_rc_pingpong kvm1 <-> kvm2 while kvm1-p0 is pulled)\n\n", RDMAPull, time.Since(t2).Seconds())
+	var text strings.Builder
+	if err := WriteRDMAText(&text, rs); err != nil {
+		return err
+	}
+	fmt.Fprint(out, text.String())
+	rpaths, err := WriteRDMAResults(resultsDir, rs)
+	if err != nil {
+		return err
+	}
+	txt := filepath.Join(resultsDir, RDMAPull+".txt")
+	if err := os.WriteFile(txt, []byte(text.String()), 0o644); err != nil {
+		return err
+	}
+	paths = append(append(paths, rpaths...), txt)
 	fmt.Fprintln(out)
 	for _, p := range paths {
 		fmt.Fprintln(out, "wrote", p)
