@@ -1,6 +1,7 @@
 // Package cli is the vflag command line: status, VMs, manual failover and
 // the event stream of a running vflagd, over its local API, plus offline
-// checks of a configuration file.
+// checks of a configuration file and `vflag doctor`, the host's readiness
+// for the configured mode.
 package cli
 
 import (
@@ -25,7 +26,11 @@ import (
 type ConfigValidator func(path string) error
 
 // New returns the root command.
-func New(stdout, stderr io.Writer, validate ConfigValidator) *cobra.Command {
+func New(stdout, stderr io.Writer, validate ConfigValidator, opts ...Option) *cobra.Command {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var socket string
 	var asJSON bool
 	var timeout time.Duration
@@ -198,7 +203,7 @@ func New(stdout, stderr io.Writer, validate ConfigValidator) *cobra.Command {
 		},
 	})
 
-	root.AddCommand(status, vms, failover, attach, detach, events, config)
+	root.AddCommand(status, vms, failover, attach, detach, events, config, doctorCommand(stdout, &asJSON, &socket, o))
 	return root
 }
 
