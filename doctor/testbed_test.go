@@ -86,6 +86,10 @@ func TestDoctorInTestbed(t *testing.T) {
 	}
 	check(rep, doctor.CheckConfig, "/etc/vflag/vflag.yaml", "ok", "bond0 over pf0+pf1 with 7 VFs each")
 	check(rep, doctor.CheckKernel, "", "ok", "6.12.")
+	// The generic backend's own Preflight, run as a plugin process from
+	// /usr/lib/vflag/backends by `vflag doctor`.
+	check(rep, "total-vfs", "pf0", "ok")
+	check(rep, "carrier", "pf1", "ok", "pf1 has carrier")
 	check(rep, doctor.CheckIOMMU, "", "fail", "no IOMMU active", "fix: ", "iommu=")
 	check(rep, doctor.CheckModule, "vfio-pci", "fail", "not loaded", "CONFIG_VFIO_PCI")
 	if res, _ := tb.Exec(ctx, "kvm1", "command -v libvirtd virtqemud || ls /usr/sbin/libvirtd /usr/sbin/virtqemud"); res.ExitCode != 0 {

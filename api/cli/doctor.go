@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vflag/vflag/doctor"
+	"github.com/vflag/vflag/plugin"
 	"github.com/vflag/vflag/vfmgr/config"
 )
 
@@ -79,6 +81,9 @@ func doctorCommand(stdout io.Writer, asJSON *bool, socket *string, o options) *c
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d := doctor.System()
 			d.Preflight = o.preflight
+			if d.Preflight == nil {
+				d.Preflight = backendPreflight(cfgPath)
+			}
 			opts := doctor.Options{Config: cfgPath}
 			if cmd.Flags().Changed("socket") {
 				opts.Socket = *socket
@@ -101,4 +106,24 @@ func doctorCommand(stdout io.Writer, asJSON *bool, socket *string, o options) *c
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", config.DefaultPath, "vflagd's configuration file")
 	return cmd
+}
+
+// backendPreflight asks the bond's NIC backend itself: it starts the
+// backend binary the configuration at cfgPath names (or the default one,
+// checked against its .sha256 as vflagd does), calls Preflight and stops
+// it. A backend that cannot start is a finding of its own (doctor reports
+// the error with the binary's name).
+func backendPreflight(cfgPath string) doctor.Preflighter {
+	return doctor.PreflightFunc(func(ctx context.Context, backend string, spec plugin.BondSpec) ([]plugin.Finding, error) {
+		bin := config.BackendBinary{}
+		if cfg, err := config.Load(cfgPath); err == nil {
+			bin = cfg.Backends.Binary(config.Backend(backend))
+		}
+		c, err := plugin.Launch(ctx, plugin.Config{Name: backend, Path: bin.Path, SHA256: bin.SHA256})
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return c.Preflight(ctx, spec)
+	})
 }
