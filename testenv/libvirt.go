@@ -154,10 +154,18 @@ type NestedGuest struct {
 	// Devices is libvirt domain XML placed in <devices> as it is, e.g. a VF
 	// from HostdevInterfaceXML.
 	Devices string
+	// Metadata is XML placed in the domain's <metadata> as it is, e.g.
+	// vflag's <vflag:vflag xmlns:vflag=...> (none when empty).
+	Metadata string
 }
 
 var nestedXML = template.Must(template.New("domain").Parse(`<domain type='qemu'>
   <name>{{.Name}}</name>
+{{- if .Metadata}}
+  <metadata>
+{{.Metadata}}
+  </metadata>
+{{- end}}
   <memory unit='MiB'>{{.MemoryMB}}</memory>
   <vcpu>1</vcpu>
   <os>
@@ -201,7 +209,7 @@ func (g NestedGuest) XML() (string, error) {
 	err := nestedXML.Execute(&b, map[string]any{
 		"Name": g.Name, "MemoryMB": g.MemoryMB, "Kernel": NestedKernel, "Initrd": NestedInitrd,
 		"Console": NestedConsoleLog(g.Name), "Socket": nestedSocket(g.Name), "Port": image.AgentPortName,
-		"Devices": g.Devices,
+		"Devices": g.Devices, "Metadata": g.Metadata,
 	})
 	if err != nil {
 		return "", fmt.Errorf("render domain XML of %s: %w", g.Name, err)
@@ -299,6 +307,33 @@ func (tb *Testbed) Virsh(ctx context.Context, hostName string, args ...string) (
 	return tb.MustExec(ctx, hostName, "virsh -c qemu:///system "+strings.Join(q, " "))
 }
 
+// RestartLibvirtd stops libvirtd in a libvirt-flavour host, starts it
+// again (it looks for hooks only at start) and waits until virsh answers.
+// Running domains keep running: libvirtd reconnects to their QEMUs and
+// runs the qemu hook's reconnect operation for each.
+func (tb *Testbed) RestartLibvirtd(ctx context.Context, hostName string) error {
+	h, err := tb.libvirtHost(hostName)
+	if err != nil {
+		return err
+	}
+	const script = `pid=$(cat /run/libvirtd.pid 2>/dev/null || pidof libvirtd)
+if [ -n "$pid" ]; then
+	kill $pid
+	i=0
+	while kill -0 $pid 2>/dev/null; do
+		i=$((i+1))
+		[ $i -lt 300 ] || { echo "libvirtd (pid $pid) did not stop within 30 s" >&2; exit 1; }
+		sleep 0.1
+	done
+fi
+libvirtd -d
+`
+	if _, err := tb.MustExec(ctx, hostName, script); err != nil {
+		return fmt.Errorf("restart libvirtd on %s: %w", hostName, err)
+	}
+	return h.waitLibvirt(ctx)
+}
+
 // DefineNested writes the guest's domain XML into the host and defines it
 // with virsh define; start it with Virsh(ctx, host, "start", name).
 func (tb *Testbed) DefineNested(ctx context.Context, hostName string, g NestedGuest) error {
@@ -340,10 +375,15 @@ func (tb *Testbed) NestedExec(ctx context.Context, hostName, guest, cmd string, 
 	return res, nil
 }
 
-// NestedMustExec is NestedExec with a non-zero exit turned into an error
-// that carries the command's output.
+// NestedTimeout bounds each command NestedMustExec runs. Under TCG inside
+// TCG even bringing a VF up in an L2 guest took over a minute once (CI,
+// 2026-11-21), so it is generous.
+const NestedTimeout = 3 * time.Minute
+
+// NestedMustExec is NestedExec (with NestedTimeout) with a non-zero exit
+// turned into an error that carries the command's output.
 func (tb *Testbed) NestedMustExec(ctx context.Context, hostName, guest, cmd string) (string, error) {
-	res, err := tb.NestedExec(ctx, hostName, guest, cmd, 0)
+	res, err := tb.NestedExec(ctx, hostName, guest, cmd, NestedTimeout)
 	if err != nil {
 		return "", err
 	}
