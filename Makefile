@@ -76,7 +76,7 @@ unit: ## the unit tier only (no root needed; privileged and testbed tests skip)
 e2e: setup build ## the testbed tier only
 	@mkdir -p $(RESULTS)/artifacts
 	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 20m -artifacts -outputdir $(RESULTS)/artifacts -v \
-		-run 'TestTestbed|TestInterrupted|TestCablePull|TestVflagdOnIgb|TestBalanceOnIgb|TestRDMAPull|TestBackendsOnIgb|TestDoctorInTestbed|TestLibvirt' ./testenv/... ./vfmgr/... ./firmware/... ./doctor/...
+		-run 'TestTestbed|TestInterrupted|TestCablePull|TestVflagdOnIgb|TestBalanceOnIgb|TestRDMAPull|TestBackendsOnIgb|TestDoctorInTestbed|TestLibvirt|TestHookUnderLibvirt' ./testenv/... ./vfmgr/... ./firmware/... ./doctor/... ./hooks/...
 
 demo: setup build ## the main job: boot the testbed, pull a cable, print and save the timelines
 	$(BIN)/vflag-testbed demo --results $(RESULTS)

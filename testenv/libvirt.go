@@ -96,7 +96,7 @@ func (tb *Testbed) buildImages(ctx context.Context, agent string, files []image.
 		default:
 			img.initrd, err = image.Initramfs{
 				Kernel: kernel, Modules: image.DefaultModules(), Busybox: "/bin/busybox",
-				Agent: agent, Files: append(image.DefaultFiles(), files...),
+				Agent: agent, Files: append(image.DefaultFiles(), withoutLibvirtOnly(files)...),
 			}.Build(ctx, tb.cfg.CacheDir, tb.log)
 			if err != nil {
 				return nil, fmt.Errorf("guest initramfs: %w", err)
@@ -105,6 +105,21 @@ func (tb *Testbed) buildImages(ctx context.Context, agent string, files []image.
 		imgs[f] = img
 	}
 	return imgs, nil
+}
+
+// libvirtOnly are the project binaries only libvirt-flavour hosts get:
+// vflag-hook, for tests to install as /etc/libvirt/hooks/qemu.d/vflag.
+var libvirtOnly = map[string]bool{"/usr/bin/vflag-hook": true}
+
+// withoutLibvirtOnly returns files without those in libvirtOnly.
+func withoutLibvirtOnly(files []image.File) []image.File {
+	var out []image.File
+	for _, f := range files {
+		if !libvirtOnly[f.Guest] {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // waitLibvirt waits until libvirtd in a libvirt-flavour host answers virsh

@@ -462,8 +462,8 @@ func (tb *Testbed) port(name string) (*host, int, error) {
 
 // GuestBinaries are the project binaries the guest gets in /usr/bin
 // besides the agent, when BinDir has them (and the generic NIC backend in
-// plugin.Dir).
-var guestBinaries = []string{"vflagd", "vflag"}
+// plugin.Dir). vflag-hook goes to libvirt-flavour hosts only (libvirtOnly).
+var guestBinaries = []string{"vflagd", "vflag", "vflag-hook"}
 
 // binaries finds the agent and the other project binaries for the guest.
 func (tb *Testbed) binaries() (agent string, files []image.File, err error) {

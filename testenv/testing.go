@@ -87,7 +87,7 @@ var (
 )
 
 // testBinDir returns $VFLAG_BIN_DIR or builds the guest binaries
-// (vflag-guest, vflagd, vflag, vflag-backend-generic with its .sha256)
+// (vflag-guest, vflagd, vflag, vflag-hook, vflag-backend-generic with its .sha256)
 // statically, once per test binary.
 func testBinDir() (string, error) {
 	if p := os.Getenv("VFLAG_BIN_DIR"); p != "" {
@@ -102,7 +102,7 @@ func testBinDir() (string, error) {
 		if binDir, binErr = os.MkdirTemp("", "vflag-bin-"); binErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/vflag-guest", "./cmd/vflagd", "./cmd/vflag", "./cmd/vflag-backend-generic")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/vflag-guest", "./cmd/vflagd", "./cmd/vflag", "./cmd/vflag-hook", "./cmd/vflag-backend-generic")
 		cmd.Dir = filepath.Dir(strings.TrimSpace(string(mod)))
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
