@@ -313,6 +313,39 @@ i=0; while pidof vflagd >/dev/null; do i=$((i+1)); [ $i -lt 100 ] || { echo "vfl
 	}
 	virsh("destroy", "plain1")
 
+	// 5b. fail_open: with vflagd down nova1 starts anyway and libvirt
+	// gives it VF 1 (vfio-pci). vflagd, started afterwards, does not know
+	// it: it must neither reset that VF nor hand it to anyone else.
+	run("printf 'fail_open: true\\n' > " + hooks.DefaultConfigPath)
+	virsh("start", "nova1")
+	if got := driver(pci1); got != "vfio-pci" {
+		t.Fatalf("nova1 started fail-open: VF %s driver %q, want vfio-pci", pci1, got)
+	}
+	run(scenario.StartVflagdScript(3, "", ""))
+	if l := vfLine(1); !strings.Contains(l, mac1) {
+		t.Errorf("vflagd started while fail-open nova1 holds VF 1: the VF lost nova1's MAC: %s", l)
+	}
+	if got := vms(); len(got) != 0 {
+		t.Errorf("vflagd lists %d interfaces, want none (nova1 started without it)", len(got))
+	}
+	if log := run("cat /tmp/vflagd.log"); !strings.Contains(log, "VF is assigned to a guest vflag does not know") {
+		t.Errorf("vflagd did not say it leaves VF %s alone:\n%s", pci1, log)
+	}
+	// Three VMs ask for the three VFs vflagd uses per PF: none gets VF 1
+	// of the active PF.
+	for i := 1; i <= 3; i++ {
+		out := run(fmt.Sprintf("vflag attach failopen%d --mac 52:54:00:fa:00:0%d", i, i))
+		if strings.Contains(out, pci1) {
+			t.Errorf("vflag attach failopen%d got %s, the VF fail-open nova1 holds:\n%s", i, pci1, out)
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		run(fmt.Sprintf("vflag detach failopen%d >/dev/null", i))
+	}
+	virsh("destroy", "nova1")
+	run("rm " + hooks.DefaultConfigPath + `; kill $(pidof vflagd)
+i=0; while pidof vflagd >/dev/null; do i=$((i+1)); [ $i -lt 100 ] || { echo "vflagd does not stop" >&2; exit 1; }; sleep 0.1; done`)
+
 	// 6. libvirtd restarted while nova1 runs: libvirtd reconnects to its
 	// QEMU and runs the reconnect hook; nova1 keeps its VF as it was.
 	run(scenario.StartVflagdScript(3, "", ""))

@@ -91,7 +91,7 @@ func vfsToPB(vfs []vfmgr.VF) *backendpb.VFsResponse {
 	for _, v := range vfs {
 		r.Vfs = append(r.Vfs, &backendpb.VF{
 			Pf: v.PF, Index: int32(v.Index), Pci: v.PCI, Netdev: v.Netdev, Mac: v.MAC,
-			Vlan: int32(v.VLAN), Qos: int32(v.QoS), SpoofChk: v.SpoofChk, Trust: v.Trust,
+			Vlan: int32(v.VLAN), Qos: int32(v.QoS), SpoofChk: v.SpoofChk, Trust: v.Trust, Driver: v.Driver,
 		})
 	}
 	return r
@@ -102,7 +102,7 @@ func vfsFromPB(r *backendpb.VFsResponse) []vfmgr.VF {
 	for _, v := range r.GetVfs() {
 		vfs = append(vfs, vfmgr.VF{
 			PF: v.GetPf(), Index: int(v.GetIndex()), PCI: v.GetPci(), Netdev: v.GetNetdev(), MAC: mac(v.GetMac()),
-			VLAN: int(v.GetVlan()), QoS: int(v.GetQos()), SpoofChk: v.GetSpoofChk(), Trust: v.GetTrust(),
+			VLAN: int(v.GetVlan()), QoS: int(v.GetQos()), SpoofChk: v.GetSpoofChk(), Trust: v.GetTrust(), Driver: v.GetDriver(),
 		})
 	}
 	return vfs

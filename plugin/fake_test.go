@@ -55,7 +55,7 @@ func newFake(name, mode string) *fakeBackend {
 	}
 	// One VF in use, with every field set.
 	b.pfs["pf0"].vfs[1] = vfmgr.VF{
-		PF: "pf0", Index: 1, PCI: "0000:01:10.1", Netdev: "enp1s16f1", MAC: net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1},
+		PF: "pf0", Index: 1, PCI: "0000:01:10.1", Netdev: "enp1s16f1", Driver: "igbvf", MAC: net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1},
 		VLAN: 100, QoS: 3, SpoofChk: true, Trust: true,
 	}
 	return b

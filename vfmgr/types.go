@@ -45,6 +45,9 @@ type VF struct {
 	// Netdev is its netdev name when a host driver is bound ("" when
 	// passed through to a guest or unbound).
 	Netdev string
+	// Driver is the PCI driver bound to the VF ("igbvf", "iavf",
+	// "vfio-pci"; "" when none). A VF on vfio-pci is assigned to a guest.
+	Driver string
 	// MAC is the administrative MAC set through the PF.
 	MAC net.HardwareAddr
 	// VLAN and QoS are the port VLAN set through the PF (0 = none).

@@ -771,11 +771,13 @@ type VF struct {
 	Pci    string                 `protobuf:"bytes,3,opt,name=pci,proto3" json:"pci,omitempty"`
 	Netdev string                 `protobuf:"bytes,4,opt,name=netdev,proto3" json:"netdev,omitempty"`
 	// mac is empty when the VF has none (all zeroes in the kernel).
-	Mac           []byte `protobuf:"bytes,5,opt,name=mac,proto3" json:"mac,omitempty"`
-	Vlan          int32  `protobuf:"varint,6,opt,name=vlan,proto3" json:"vlan,omitempty"`
-	Qos           int32  `protobuf:"varint,7,opt,name=qos,proto3" json:"qos,omitempty"`
-	SpoofChk      bool   `protobuf:"varint,8,opt,name=spoof_chk,json=spoofChk,proto3" json:"spoof_chk,omitempty"`
-	Trust         bool   `protobuf:"varint,9,opt,name=trust,proto3" json:"trust,omitempty"`
+	Mac      []byte `protobuf:"bytes,5,opt,name=mac,proto3" json:"mac,omitempty"`
+	Vlan     int32  `protobuf:"varint,6,opt,name=vlan,proto3" json:"vlan,omitempty"`
+	Qos      int32  `protobuf:"varint,7,opt,name=qos,proto3" json:"qos,omitempty"`
+	SpoofChk bool   `protobuf:"varint,8,opt,name=spoof_chk,json=spoofChk,proto3" json:"spoof_chk,omitempty"`
+	Trust    bool   `protobuf:"varint,9,opt,name=trust,proto3" json:"trust,omitempty"`
+	// driver is the PCI driver bound to the VF ("" when none).
+	Driver        string `protobuf:"bytes,10,opt,name=driver,proto3" json:"driver,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -871,6 +873,13 @@ func (x *VF) GetTrust() bool {
 		return x.Trust
 	}
 	return false
+}
+
+func (x *VF) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
 }
 
 type VFsResponse struct {
@@ -1399,7 +1408,7 @@ const file_backend_proto_rawDesc = "" +
 	"\acarrier\x18\a \x01(\bR\acarrier\"\x1c\n" +
 	"\n" +
 	"VFsRequest\x12\x0e\n" +
-	"\x02pf\x18\x01 \x01(\tR\x02pf\"\xbf\x01\n" +
+	"\x02pf\x18\x01 \x01(\tR\x02pf\"\xd7\x01\n" +
 	"\x02VF\x12\x0e\n" +
 	"\x02pf\x18\x01 \x01(\tR\x02pf\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x10\n" +
@@ -1409,7 +1418,9 @@ const file_backend_proto_rawDesc = "" +
 	"\x04vlan\x18\x06 \x01(\x05R\x04vlan\x12\x10\n" +
 	"\x03qos\x18\a \x01(\x05R\x03qos\x12\x1b\n" +
 	"\tspoof_chk\x18\b \x01(\bR\bspoofChk\x12\x14\n" +
-	"\x05trust\x18\t \x01(\bR\x05trust\"5\n" +
+	"\x05trust\x18\t \x01(\bR\x05trust\x12\x16\n" +
+	"\x06driver\x18\n" +
+	" \x01(\tR\x06driver\"5\n" +
 	"\vVFsResponse\x12&\n" +
 	"\x03vfs\x18\x01 \x03(\v2\x14.vflag.backend.v1.VFR\x03vfs\"8\n" +
 	"\x10SetNumVFsRequest\x12\x0e\n" +

@@ -115,10 +115,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.mu.Lock()
 	d.caps = caps
 	d.mu.Unlock()
+	known, err := d.knownVFs()
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	var pools []*vfmgr.Pool
 	for _, b := range d.opts.Bonds {
-		spec, err := d.inventory(ctx, b, now)
+		spec, err := d.inventory(ctx, b, now, known)
 		if err != nil {
 			return err
 		}
@@ -176,7 +180,41 @@ func (d *Daemon) Start(ctx context.Context) error {
 }
 
 // inventory reads a bond's PFs and VFs, creating VFs when there are none.
-func (d *Daemon) inventory(ctx context.Context, b BondConfig, now time.Time) (vfmgr.PoolSpec, error) {
+// knownVFs are the VFs the allocation table or an interrupted failover
+// names.
+func (d *Daemon) knownVFs() (map[vfmgr.VFRef]bool, error) {
+	known := map[vfmgr.VFRef]bool{}
+	allocs, err := d.opts.Store.List()
+	if err != nil {
+		return nil, fmt.Errorf("load allocations: %w", err)
+	}
+	for _, a := range allocs {
+		known[a.VF] = true
+	}
+	intents, err := d.opts.Store.PendingMoves()
+	if err != nil {
+		return nil, fmt.Errorf("load failover intents: %w", err)
+	}
+	for _, in := range intents {
+		for _, m := range in.Moves {
+			known[m.From], known[m.To] = true, true
+		}
+	}
+	return known, nil
+}
+
+// guestDriver is the driver of a VF assigned to a guest (VFIO).
+const guestDriver = "vfio-pci"
+
+// foreign reports whether v is assigned to a guest that vflag does not
+// know: bound to vfio-pci, and in no allocation or intent. Such a VF came
+// from libvirt or Nova while vflagd was down or refused (the hook's
+// fail_open); vflagd must neither hand it out nor touch its settings.
+func foreign(v vfmgr.VF, known map[vfmgr.VFRef]bool) bool {
+	return v.Driver == guestDriver && !known[vfmgr.VFRef{PF: v.PF, Index: v.Index}]
+}
+
+func (d *Daemon) inventory(ctx context.Context, b BondConfig, now time.Time, known map[vfmgr.VFRef]bool) (vfmgr.PoolSpec, error) {
 	spec := vfmgr.PoolSpec{Bond: b.Name, Policy: b.Policy, FailbackAfter: b.FailbackAfter, At: now}
 	for i, name := range b.PFs {
 		pf, err := d.opts.Kernel.PF(ctx, name)
@@ -210,7 +248,16 @@ func (d *Daemon) inventory(ctx context.Context, b BondConfig, now time.Time) (vf
 		if len(vfs) > b.VFsPerPF {
 			vfs = vfs[:b.VFsPerPF]
 		}
-		spec.PFs[i], spec.VFs[i] = pf, vfs
+		usable := make([]vfmgr.VF, 0, len(vfs))
+		for _, v := range vfs {
+			if foreign(v, known) {
+				d.log.Warn("VF is assigned to a guest vflag does not know; not handing it out (restart the VM, or libvirtd, so that vflag's hook reports it)",
+					"vf", v.ID(), "driver", v.Driver, "mac", v.MAC.String())
+				continue
+			}
+			usable = append(usable, v)
+		}
+		spec.PFs[i], spec.VFs[i] = pf, usable
 	}
 	active, err := d.opts.BondCtl.Active(ctx, b.Name)
 	if err != nil {
@@ -318,6 +365,7 @@ func (d *Daemon) reconcileKernel(ctx context.Context) error {
 	for _, a := range d.state.Allocations() {
 		held[a.VF] = a
 	}
+	known := held2known(held)
 	for _, b := range d.opts.Bonds {
 		for _, pf := range b.PFs {
 			vfs, err := d.opts.Kernel.VFs(ctx, pf)
@@ -332,6 +380,9 @@ func (d *Daemon) reconcileKernel(ctx context.Context) error {
 					if err := d.opts.Kernel.ConfigureVF(ctx, pf, v.Index, vfConfig(a)); err != nil {
 						return err
 					}
+				case !ok && foreign(v, known):
+					// A guest's VF vflag does not know: left alone (see
+					// inventory).
 				case !ok && len(v.MAC) > 0 && v.Index < b.VFsPerPF:
 					// The driver's random default, or left behind by a VM that
 					// is gone: either way no VM of ours may share it.
@@ -344,6 +395,15 @@ func (d *Daemon) reconcileKernel(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// held2known turns reconcileKernel's table into foreign's set.
+func held2known(held map[vfmgr.VFRef]vfmgr.Allocation) map[vfmgr.VFRef]bool {
+	known := make(map[vfmgr.VFRef]bool, len(held))
+	for r := range held {
+		known[r] = true
+	}
+	return known
 }
 
 func vfConfig(a vfmgr.Allocation) sriov.VFConfig {

@@ -126,6 +126,14 @@ func (k *fakeKernel) setVF(pf string, idx int, mac string, vlan int) {
 	}
 }
 
+// assign binds a VF to vfio-pci, as libvirt does when it passes it to a
+// guest.
+func (k *fakeKernel) assign(pf string, idx int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.pfs[pf].vfs[idx].Driver = "vfio-pci"
+}
+
 // call records a mutating call, rendered by text, and says whether it
 // fails. k.mu is held.
 func (k *fakeKernel) call(text func() string) error {

@@ -62,6 +62,23 @@ func TestStartTakesInventory(t *testing.T) {
 		wantVFs:    "pf0 vf 5 mac 02:aa:bb:cc:dd:ee vlan 0 qos 0 spoofchk on trust off\n",
 		wantStatus: "bond0 active pf0: pf0 up 0/4, pf1 up 0/4\n",
 	}, {
+		// libvirt passed pf0 vf 0 to a guest while vflagd was down (the
+		// hook's fail_open): vflagd neither resets it nor hands it out.
+		name: "leaves a VF assigned to an unknown guest alone",
+		setup: setup{prepare: func(h *harness) {
+			h.kernel.setVF("pf0", 0, "52:54:00:99:00:01", 0)
+			h.kernel.assign("pf0", 0)
+			putAlloc(t, h.store, 2, "pf0", 1, 0, false)
+			h.kernel.setVF("pf0", 1, testMAC(2), 0)
+			h.kernel.assign("pf0", 1) // a known guest's: in the table
+		}},
+		wantVFs: lines(
+			"pf0 vf 0 mac 52:54:00:99:00:01 vlan 0 qos 0 spoofchk on trust off",
+			"pf0 vf 1 mac 52:54:00:00:00:02 vlan 0 qos 0 spoofchk on trust off",
+		),
+		wantStatus: "bond0 active pf0: pf0 up 1/3, pf1 up 0/4\n",
+		wantVMs:    "vm2/net0 52:54:00:00:00:02 vlan 0 qos 0 trust off on pf0 vf 1 (0000:01:10.1)\n",
+	}, {
 		name: "reconfigures an allocated VF that disagrees with the table",
 		setup: setup{prepare: func(h *harness) {
 			putAlloc(t, h.store, 1, "pf0", 0, 100, false)

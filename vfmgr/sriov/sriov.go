@@ -144,6 +144,9 @@ func (k *Kernel) VFs(ctx context.Context, pf string) ([]vfmgr.VF, error) {
 		if vf.Netdev, err = soleEntry(k.netdev(pf, "device", virtfn(i), "net")); err != nil {
 			return nil, fmt.Errorf("list VFs of %s: %s: %w", pfID(pf, pci), vf.ID(), err)
 		}
+		if t, err := os.Readlink(k.netdev(pf, "device", virtfn(i), "driver")); err == nil {
+			vf.Driver = filepath.Base(t)
+		}
 		if i >= len(settings) {
 			return nil, fmt.Errorf("list VFs of %s: %s: not in the PF's rtnetlink VF list (%d entries)", pfID(pf, pci), vf.ID(), len(settings))
 		}
