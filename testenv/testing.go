@@ -23,11 +23,14 @@ const RequireEnv = "VFLAG_REQUIRE_TESTBED"
 
 // ForTest starts a testbed with the given hosts for t and tears it down at
 // cleanup, saving each host's console log in t.ArtifactDir() if t failed.
-// Without root, QEMU with igb or the guest kernel it skips t, unless
-// VFLAG_REQUIRE_TESTBED=1. The guest binaries come from $VFLAG_BIN_DIR or
+// Without root, QEMU with igb or the guest kernel, or under -short, it
+// skips t, unless VFLAG_REQUIRE_TESTBED=1. The guest binaries come from $VFLAG_BIN_DIR or
 // are built once per test binary from this module's source.
 func ForTest(t testing.TB, specs ...HostSpec) *Testbed {
 	t.Helper()
+	if testing.Short() && os.Getenv(RequireEnv) != "1" {
+		t.Skip("testbed tier: skipped under -short (make unit)")
+	}
 	err := checkTools()
 	for _, s := range specs {
 		if err == nil && s.Flavour == FlavourLibvirt {
