@@ -143,6 +143,10 @@ func (m Mode) pinned() string {
 	return ""
 }
 
+// Movable reports whether vflagd may re-home an interface of mode m onto
+// another VF in software.
+func (m Mode) Movable() bool { return m.pinned() == "" }
+
 // Valid reports whether m is a mode vflag knows.
 func (m Mode) Valid() bool {
 	switch m {

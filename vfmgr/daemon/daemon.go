@@ -485,7 +485,10 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 	d.later = append(d.later, pl.Later...)
 	carried, software := d.carried(ctx, pl)
 	carriedAnns := d.withAddrs(ctx, announcementsOf(pl, carried))
-	pl.Moves = software
+	pinnedAnns, unplaceable := d.carriedPinned(ctx, pl)
+	carriedAnns = append(carriedAnns, pinnedAnns...)
+	pl.Moves, pl.Unplaceable = software, unplaceable
+	nCarried := len(carried) + len(pinnedAnns)
 	for _, u := range pl.Unplaceable {
 		d.log.Error("VM cannot be moved", "bond", ev.Bond, "key", u.Key, "mac", u.MAC.String(), "vf", u.VF.String(), "stranded", u.Stranded, "reason", u.Reason)
 		d.opts.Metrics.unplaceable(ev.Bond)
@@ -494,8 +497,8 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 	if len(pl.Moves) == 0 {
 		d.state = d.state.Apply(pl)
 		d.emit(&vflagpb.Event{Kind: ev.Kind.String(), Bond: ev.Bond, Pf: ev.PF})
-		if len(carried) > 0 {
-			d.emit(&vflagpb.Event{Kind: "failover", Bond: ev.Bond, Pf: ev.PF, Message: fmt.Sprintf("%s: %d carried by the NIC", ev.Kind, len(carried))})
+		if nCarried > 0 {
+			d.emit(&vflagpb.Event{Kind: "failover", Bond: ev.Bond, Pf: ev.PF, Message: fmt.Sprintf("%s: %d carried by the NIC", ev.Kind, nCarried)})
 		}
 		d.announce(carriedAnns)
 		return
@@ -509,10 +512,10 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 	took := time.Since(start)
 	d.opts.Metrics.failover(ev.Bond, took, len(moved))
 	d.log.Info("failover executed", "bond", ev.Bond, "event", ev.Kind.String(), "pf", ev.PF,
-		"moved", len(moved), "carried", len(carried), "failed", len(pl.Moves)-len(moved), "took", took)
+		"moved", len(moved), "carried", nCarried, "failed", len(pl.Moves)-len(moved), "took", took)
 	msg := fmt.Sprintf("%s: %d moved, %d failed", ev.Kind, len(moved), len(pl.Moves)-len(moved))
-	if len(carried) > 0 {
-		msg = fmt.Sprintf("%s: %d moved, %d carried by the NIC, %d failed", ev.Kind, len(moved), len(carried), len(pl.Moves)-len(moved))
+	if nCarried > 0 {
+		msg = fmt.Sprintf("%s: %d moved, %d carried by the NIC, %d failed", ev.Kind, len(moved), nCarried, len(pl.Moves)-len(moved))
 	}
 	d.emit(&vflagpb.Event{
 		Kind: "failover", Bond: ev.Bond, Pf: ev.PF, Moved: uint32(len(moved)), DurationMs: float64(took.Microseconds()) / 1000,

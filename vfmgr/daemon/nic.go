@@ -211,6 +211,52 @@ func (d *Daemon) carried(ctx context.Context, pl vfmgr.Plan) (hw, sw []vfmgr.Mov
 	return hw, sw
 }
 
+// carriedPinned asks a hardware-follow bond's backend about the stranded
+// interfaces vflagd may not move itself (vfmgr.Mode.Movable is false:
+// OpenStack Nova's adopted VFs, libvirt VMs): the ones the NIC carries to
+// the other port are announced there and are no longer unplaceable. It
+// returns their announcements and the rest of the plan's unplaceable.
+// d.mu is held.
+func (d *Daemon) carriedPinned(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Announcement, []vfmgr.Unplaceable) {
+	bond := pl.Event.Bond
+	b, ok := d.bondConfig(bond)
+	if _, nic := d.opts.NICs[bond]; !ok || !nic || !d.caps[bond].HardwareFollow {
+		return nil, pl.Unplaceable
+	}
+	var asked []vfmgr.Move
+	allocs := map[string]vfmgr.Allocation{}
+	for _, u := range pl.Unplaceable {
+		a, ok := d.state.Allocation(u.Key)
+		if !ok || a.Mode.Movable() || !u.Stranded {
+			continue
+		}
+		other := b.PFs[0]
+		if other == u.VF.PF {
+			other = b.PFs[1]
+		}
+		allocs[u.Key] = a
+		// To names only the port: the VM keeps its VF either way.
+		asked = append(asked, vfmgr.Move{Key: u.Key, VM: a.VM, MAC: a.MAC, VLAN: a.VLAN, QoS: a.QoS, From: u.VF, To: vfmgr.VFRef{PF: other, Index: -1}})
+	}
+	if len(asked) == 0 {
+		return nil, pl.Unplaceable
+	}
+	hw, _ := d.carried(ctx, vfmgr.Plan{Event: pl.Event, Moves: asked})
+	done := map[string]bool{}
+	var anns []vfmgr.Announcement
+	for _, m := range hw {
+		done[m.Key] = true
+		anns = append(anns, vfmgr.Announcement{Key: m.Key, PF: m.To.PF, MAC: m.MAC, VLAN: m.VLAN, QoS: m.QoS, Addrs: allocs[m.Key].Addrs})
+	}
+	var rest []vfmgr.Unplaceable
+	for _, u := range pl.Unplaceable {
+		if !done[u.Key] {
+			rest = append(rest, u)
+		}
+	}
+	return anns, rest
+}
+
 // announcementsOf returns the plan's announcements of the moves' VMs.
 func announcementsOf(pl vfmgr.Plan, moves []vfmgr.Move) []vfmgr.Announcement {
 	var out []vfmgr.Announcement

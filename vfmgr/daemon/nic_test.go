@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vflag/vflag/api/vflagpb"
 	"github.com/vflag/vflag/plugin"
 	"github.com/vflag/vflag/vfmgr"
 	"github.com/vflag/vflag/vfmgr/daemon"
@@ -353,4 +354,51 @@ func TestResyncTouchesNoVM(t *testing.T) {
 	))
 	diff(t, "VM side calls", h.vms.takeCalls(), "")
 	diff(t, "VMs", h.tableText(), before)
+}
+
+// TestHardwareFollowPinned: interfaces vflagd may not move itself (here
+// Nova's adopted VFs) are still asked about on a hardware-follow bond;
+// the one the NIC carries is announced on the surviving port, the other
+// stays unplaceable. No VF is touched.
+func TestHardwareFollowPinned(t *testing.T) {
+	nic := &fakeNIC{caps: vfLAG}
+	h, _ := nicHarness(t, setup{rarp: true}, nic, plugin.ModeHardware)
+	if err := h.d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.run()
+	for i, pci := range []string{"0000:01:10.0", "0000:01:10.1"} {
+		if _, err := h.d.Attach(context.Background(), &vflagpb.AttachRequest{
+			Vm: fmt.Sprintf("nova%d", i), Iface: "net0", Mac: testMAC(i + 1), Vlan: 100, Pci: pci, Mode: string(vfmgr.ModeAdopt),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.drain()
+	nic.takeCalls()
+	h.kernel.takeCalls()
+	h.ann.take()
+	h.cut("pf0", 10*time.Millisecond)
+	h.sync()
+	// Asked on carrier-lost and again on the bond's active-changed (the
+	// carried VM stays on its VF in the table), as for movable VMs.
+	diff(t, "backend calls", nic.takeCalls(), lines(
+		"plan bond0 pf0->pf1: pf0 vf 0, pf0 vf 1",
+		"verify bond0 pf0->pf1: 1 in hardware",
+		"plan bond0 pf0->pf1: pf0 vf 0, pf0 vf 1",
+		"verify bond0 pf0->pf1: 1 in hardware",
+	))
+	diff(t, "kernel calls", h.kernel.takeCalls(), "")
+	diff(t, "announcements", h.ann.take(), lines(
+		"announce pf1 52:54:00:00:00:01 vlan 100 addrs none",
+		"announce pf1 52:54:00:00:00:01 vlan 100 addrs none",
+	))
+	diff(t, "VMs", h.tableText(), lines(
+		"nova0/net0 52:54:00:00:00:01 vlan 100 on pf0 vf 0",
+		"nova1/net0 52:54:00:00:00:02 vlan 100 on pf0 vf 1",
+	))
+	if got := h.takeEvents(); !strings.Contains(got, "unplaceable bond0 pf0 52:54:00:00:00:02: pf0 has no carrier") ||
+		strings.Contains(got, "unplaceable bond0 pf0 52:54:00:00:00:01") || !strings.Contains(got, "carrier-lost: 1 carried by the NIC") {
+		t.Errorf("events: want nova1 unplaceable and nova0 not:\n%s", got)
+	}
 }
