@@ -10,16 +10,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/safchain/ethtool"
-	"github.com/vishvananda/netlink"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/vflag/vflag/api"
 	"github.com/vflag/vflag/api/vflagpb"
+	"github.com/vflag/vflag/firmware/nicview"
 	"github.com/vflag/vflag/rdmamgr"
 	"github.com/vflag/vflag/vfmgr"
-	"github.com/vflag/vflag/vfmgr/sriov"
 )
 
 // Time limits of the calls that can hang.
@@ -43,65 +41,49 @@ var (
 	_ Vflagd = APIVflagd{}
 )
 
-// HostNIC is NIC over the kernel: the ethtool ioctls, devlink generic
-// netlink and vfmgr/sriov (sysfs and rtnetlink) for VF settings.
+// HostNIC is NIC over the kernel: the firmware backends' own view of the
+// host (firmware/nicview: the ethtool ioctls, devlink generic netlink,
+// vfmgr/sriov), so doctor reads a NIC exactly as the backends do.
 type HostNIC struct {
 	// Sysfs is where sysfs is mounted; "" means "/sys".
 	Sysfs string
 }
 
+func (n *HostNIC) host() *nicview.Host { return &nicview.Host{SysfsRoot: n.Sysfs} }
+
 // DriverInfo is `ethtool -i IFNAME` (ETHTOOL_GDRVINFO).
 func (n *HostNIC) DriverInfo(ctx context.Context, ifname string) (DriverInfo, error) {
-	if err := ctx.Err(); err != nil {
+	e, err := n.host().Ethtool(ctx, ifname)
+	if err != nil {
 		return DriverInfo{}, err
 	}
-	e, err := ethtool.NewEthtool()
-	if err != nil {
-		return DriverInfo{}, fmt.Errorf("ethtool -i %s: %w", ifname, err)
-	}
-	defer e.Close()
-	i, err := e.DriverInfo(ifname)
-	if err != nil {
-		return DriverInfo{}, fmt.Errorf("ethtool -i %s: %w", ifname, err)
-	}
-	return DriverInfo{Driver: i.Driver, Version: i.Version, Firmware: i.FwVersion, BusInfo: i.BusInfo}, nil
+	return DriverInfo{Driver: e.Driver, Version: e.Version, Firmware: e.Firmware, BusInfo: e.BusInfo}, nil
 }
 
 // PrivFlags is `ethtool --show-priv-flags IFNAME` (ETHTOOL_GPFLAGS).
 func (n *HostNIC) PrivFlags(ctx context.Context, ifname string) (map[string]bool, error) {
-	if err := ctx.Err(); err != nil {
+	e, err := n.host().Ethtool(ctx, ifname)
+	if err != nil {
 		return nil, err
 	}
-	e, err := ethtool.NewEthtool()
-	if err != nil {
-		return nil, fmt.Errorf("ethtool --show-priv-flags %s: %w", ifname, err)
-	}
-	defer e.Close()
-	flags, err := e.PrivFlags(ifname)
-	if err != nil {
-		return nil, fmt.Errorf("ethtool --show-priv-flags %s: %w", ifname, err)
-	}
-	return flags, nil
+	return e.PrivFlags, nil
 }
 
 // EswitchMode is the mode of `devlink dev eswitch show pci/PCI`.
 func (n *HostNIC) EswitchMode(ctx context.Context, pci string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	d, err := n.host().Devlink(ctx, pci)
+	if err != nil {
 		return "", err
 	}
-	dev, err := netlink.DevLinkGetDeviceByName("pci", pci)
-	if err != nil {
-		return "", fmt.Errorf("devlink dev show pci/%s: %w", pci, err)
-	}
-	if dev.Attrs.Eswitch.Mode == "" {
+	if d.Eswitch == nicview.EswitchNone {
 		return "", fmt.Errorf("devlink dev eswitch show pci/%s: the driver reports no eswitch", pci)
 	}
-	return dev.Attrs.Eswitch.Mode, nil
+	return string(d.Eswitch), nil
 }
 
 // VFs lists pf's VFs with their settings (vfmgr/sriov).
 func (n *HostNIC) VFs(ctx context.Context, pf string) ([]vfmgr.VF, error) {
-	return (&sriov.Kernel{Sysfs: n.Sysfs}).VFs(ctx, pf)
+	return n.host().VFs(ctx, pf)
 }
 
 // ExecRunner runs programs found in PATH or, since doctor may run as a
