@@ -39,18 +39,17 @@ func (d *Daemon) Status(ctx context.Context) (*vflagpb.StatusResponse, error) {
 
 // rdmaStatus fills in a bond's RDMA health (read-only checks of sysfs).
 func (d *Daemon) rdmaStatus(ctx context.Context, bd *vflagpb.Bond) {
-	for _, b := range d.opts.Bonds {
-		if b.Name != bd.GetName() {
-			continue
-		}
-		bd.RdmaMode = string(rdmamgr.ModeOff)
-		if b.RDMA == "" || b.RDMA == rdmamgr.ModeOff || d.opts.RDMA == nil {
-			return
-		}
-		rs := d.opts.RDMA.Check(ctx, b.Name, b.RDMA)
-		bd.RdmaMode, bd.RdmaDevice, bd.RdmaState = string(b.RDMA), rs.Device, string(rs.State)
-		bd.RdmaHealthy, bd.RdmaProblems = rs.Healthy, rs.Problems
+	b, ok := d.bondConfig(bd.GetName())
+	if !ok {
+		return
 	}
+	bd.RdmaMode = string(rdmamgr.ModeOff)
+	if b.RDMA == "" || b.RDMA == rdmamgr.ModeOff || d.opts.RDMA == nil {
+		return
+	}
+	rs := d.opts.RDMA.Check(ctx, b.Name, b.RDMA)
+	bd.RdmaMode, bd.RdmaDevice, bd.RdmaState = string(b.RDMA), rs.Device, string(rs.State)
+	bd.RdmaHealthy, bd.RdmaProblems = rs.Healthy, rs.Problems
 }
 
 // ListVMs implements api.Backend.

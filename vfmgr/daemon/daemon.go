@@ -365,7 +365,6 @@ func (d *Daemon) reconcileKernel(ctx context.Context) error {
 	for _, a := range d.state.Allocations() {
 		held[a.VF] = a
 	}
-	known := held2known(held)
 	for _, b := range d.opts.Bonds {
 		for _, pf := range b.PFs {
 			vfs, err := d.opts.Kernel.VFs(ctx, pf)
@@ -380,9 +379,9 @@ func (d *Daemon) reconcileKernel(ctx context.Context) error {
 					if err := d.opts.Kernel.ConfigureVF(ctx, pf, v.Index, vfConfig(a)); err != nil {
 						return err
 					}
-				case !ok && foreign(v, known):
+				case !ok && v.Driver == guestDriver:
 					// A guest's VF vflag does not know: left alone (see
-					// inventory).
+					// foreign).
 				case !ok && len(v.MAC) > 0 && v.Index < b.VFsPerPF:
 					// The driver's random default, or left behind by a VM that
 					// is gone: either way no VM of ours may share it.
@@ -395,15 +394,6 @@ func (d *Daemon) reconcileKernel(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// held2known turns reconcileKernel's table into foreign's set.
-func held2known(held map[vfmgr.VFRef]vfmgr.Allocation) map[vfmgr.VFRef]bool {
-	known := make(map[vfmgr.VFRef]bool, len(held))
-	for r := range held {
-		known[r] = true
-	}
-	return known
 }
 
 func vfConfig(a vfmgr.Allocation) sriov.VFConfig {
