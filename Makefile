@@ -44,9 +44,12 @@ $(BIN)/gofumpt:
 
 BACKENDS := generic ice mlx5
 
-build: ## build the binaries into bin/ (static: the testbed guest gets them too), each NIC backend with its .sha256
+# vflagd uses cgo for libvirt.org/go/libvirt, with libvirt.so.0 loaded at run
+# time (libvirt_dlopen): it runs on hosts without libvirt and needs only libc.
+build: ## build the binaries into bin/ (static but vflagd: the testbed guest gets them too), each NIC backend with its .sha256
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $$($(GO) list ./cmd/... | grep -v '/cmd/vflagd$$')
+	CGO_ENABLED=1 $(GO) build -tags libvirt_dlopen -o $(BIN)/ ./cmd/vflagd
 	@cd $(BIN) && for b in $(BACKENDS); do sha256sum vflag-backend-$$b > vflag-backend-$$b.sha256; done
 
 # The checked-in generated code; make lint fails when regenerating changes it.

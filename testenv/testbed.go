@@ -483,7 +483,8 @@ func (tb *Testbed) binaries() (agent string, files []image.File, err error) {
 	for _, b := range guestBinaries {
 		p := filepath.Join(dir, b)
 		if _, err := os.Stat(p); err == nil {
-			files = append(files, image.File{Guest: "/usr/bin/" + b, Host: p})
+			// vflagd links libc (cgo, for libvirt): the initramfs gets it.
+			files = append(files, image.File{Guest: "/usr/bin/" + b, Host: p, WithLibs: b == "vflagd"})
 		}
 	}
 	// The NIC backend vflagd runs on igb, where vflag's package installs

@@ -105,12 +105,18 @@ func testBinDir() (string, error) {
 		if binDir, binErr = os.MkdirTemp("", "vflag-bin-"); binErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/vflag-guest", "./cmd/vflagd", "./cmd/vflag", "./cmd/vflag-hook", "./cmd/vflag-backend-generic")
-		cmd.Dir = filepath.Dir(strings.TrimSpace(string(mod)))
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = errors.New(strings.TrimSpace(string(out)))
-			return
+		// vflagd alone is cgo (libvirt, loaded at run time): see the Makefile.
+		for _, args := range [][]string{
+			{"CGO_ENABLED=0", "build", "-o", binDir + "/", "./cmd/vflag-guest", "./cmd/vflag", "./cmd/vflag-hook", "./cmd/vflag-backend-generic"},
+			{"CGO_ENABLED=1", "build", "-tags", "libvirt_dlopen", "-o", binDir + "/", "./cmd/vflagd"},
+		} {
+			cmd := exec.Command("go", args[1:]...)
+			cmd.Dir = filepath.Dir(strings.TrimSpace(string(mod)))
+			cmd.Env = append(os.Environ(), args[0])
+			if out, err := cmd.CombinedOutput(); err != nil {
+				binErr = errors.New(strings.TrimSpace(string(out)))
+				return
+			}
 		}
 		// The backend's checksum beside it, as `make build` writes it.
 		backend := filepath.Join(binDir, "vflag-backend-generic")

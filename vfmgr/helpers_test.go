@@ -31,6 +31,7 @@ type poolOpts struct {
 	vfs      [2]int  // VFs per PF (4 each when zero)
 	down     [2]bool // PFs without carrier
 	active   string  // "pf0" when empty; "-" for none
+	libvirt  bool    // vflagd's libvirt side is on
 }
 
 // newTestPool builds bond0 from o.
@@ -42,7 +43,7 @@ func newTestPool(t testing.TB, o poolOpts) *Pool {
 // newNamedPool builds a pool of the given bond and PFs from o.
 func newNamedPool(t testing.TB, bond string, pfs [2]string, o poolOpts) *Pool {
 	t.Helper()
-	spec := PoolSpec{Bond: bond, Policy: o.policy, FailbackAfter: o.failback, Active: o.active, At: t0}
+	spec := PoolSpec{Bond: bond, Policy: o.policy, FailbackAfter: o.failback, Active: o.active, At: t0, Libvirt: o.libvirt}
 	if spec.Policy == "" {
 		spec.Policy = ActiveFirst
 	}

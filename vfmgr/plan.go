@@ -256,7 +256,7 @@ func (w *planner) evacuate(src int, why string, stranded bool, keep func(Allocat
 	slices.Sort(keys)
 	for _, key := range keys {
 		a := w.p.allocs[key]
-		if why := a.Mode.pinned(); why != "" {
+		if why := a.Mode.pinned(w.p.libvirt); why != "" {
 			// vflagd cannot hand such a VM another VF: leave it, and
 			// say so when it is cut off.
 			w.done[key] = true

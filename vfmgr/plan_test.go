@@ -92,7 +92,35 @@ func TestPlan(t *testing.T) {
 				"move vm1/net0 52:54:00:00:00:01 vlan 0 qos 0 trust off: pf0 vf 0 (0000:01:10.0) -> pf1 vf 0 (0000:02:10.0): pf0 has no carrier",
 				"announce vm1/net0 52:54:00:00:00:01 vlan 0 qos 0 on pf1: 192.0.2.1",
 				"unplaceable vm2/net0 52:54:00:00:00:02 on pf0 vf 1 (stranded): pf0 has no carrier and its VF was placed by someone else (mode adopt): vflag does not move it",
-				"unplaceable vm3/net0 52:54:00:00:00:03 on pf0 vf 2 (stranded): pf0 has no carrier and re-homing libvirt VMs (mode hotswap) is not implemented yet: it keeps its VF"),
+				"unplaceable vm3/net0 52:54:00:00:00:03 on pf0 vf 2 (stranded): pf0 has no carrier and vflagd's libvirt side is off (libvirt not installed, or libvirt: enabled: false), so it cannot hand the VM (mode hotswap) another VF"),
+		},
+		{
+			name: "with vflagd's libvirt side on, failover and hotswap interfaces move; adopted ones stay",
+			state: func(t testing.TB) State {
+				lv := af
+				lv.libvirt = true
+				s := newTestState(t, newTestPool(t, lv))
+				for n, m := range []Mode{1: ModeFailover, 2: ModeAdopt, 3: ModeHotswap} {
+					if n == 0 {
+						continue
+					}
+					r := vmReq(n)
+					r.Mode = m
+					if _, err := s.Allocate(r); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return s
+			},
+			ev: ev(CarrierLost, "pf0", 0),
+			want: lines(
+				"event 10:00:00.000 bond0 carrier-lost pf0",
+				"status bond0 active-first active pf0: pf0 down 1/4, pf1 up 2/4",
+				"move vm1/net0 52:54:00:00:00:01 vlan 0 qos 0 trust off: pf0 vf 0 (0000:01:10.0) -> pf1 vf 0 (0000:02:10.0): pf0 has no carrier",
+				"move vm3/net0 52:54:00:00:00:03 vlan 0 qos 0 trust off: pf0 vf 2 (0000:01:10.2) -> pf1 vf 1 (0000:02:10.1): pf0 has no carrier",
+				"announce vm1/net0 52:54:00:00:00:01 vlan 0 qos 0 on pf1: 192.0.2.1",
+				"announce vm3/net0 52:54:00:00:00:03 vlan 0 qos 0 on pf1: 192.0.2.3",
+				"unplaceable vm2/net0 52:54:00:00:00:02 on pf0 vf 1 (stranded): pf0 has no carrier and its VF was placed by someone else (mode adopt): vflag does not move it"),
 		},
 		{
 			name:  "bond leaves the active PF before its carrier drops: VMs follow at once",

@@ -49,6 +49,10 @@ type PoolSpec struct {
 	// At is when the inventory was taken; it stands in for "carrier since"
 	// of the PFs that have carrier.
 	At time.Time
+	// Libvirt says vflagd can hand a running libvirt domain another VF
+	// (vfmgr/virt: hot-unplug and hot-plug through libvirt), so that
+	// interfaces of mode failover and hotswap are re-homed like any other.
+	Libvirt bool
 }
 
 // Pool is one managed bond's VFs: which are free and which are held by
@@ -59,6 +63,7 @@ type Pool struct {
 	bond     string
 	policy   Policy
 	failback time.Duration
+	libvirt  bool
 	ports    [2]port
 	active   string
 	// allocs holds every allocation of the pool, by key.
@@ -95,6 +100,7 @@ func NewPool(spec PoolSpec) (*Pool, error) {
 		bond:     spec.Bond,
 		policy:   spec.Policy,
 		failback: spec.FailbackAfter,
+		libvirt:  spec.Libvirt,
 		active:   spec.Active,
 		allocs:   map[string]Allocation{},
 		macs:     map[string]string{},
@@ -379,6 +385,25 @@ func (p *Pool) unhold(a Allocation) {
 	delete(p.allocs, a.Key())
 	delete(p.macs, string(a.MAC))
 }
+
+// Free lists the VFs of pf that no allocation holds, by index (nil for a
+// PF that is not the pool's).
+func (p *Pool) Free(pf string) []VF {
+	pi := p.portOf(pf)
+	if pi < 0 {
+		return nil
+	}
+	var out []VF
+	for i, v := range p.ports[pi].vfs {
+		if p.ports[pi].held[i] == "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Active is the bond's active port ("" when it has none).
+func (p *Pool) Active() string { return p.active }
 
 // usage renders both PFs' use for errors: "pf0 7/7 used; pf1 3/7 used, no carrier".
 func (p *Pool) usage() string {

@@ -130,22 +130,25 @@ const (
 
 // pinned says why vflagd must not re-home an interface of mode m onto
 // another VF ("" when it may). A move configures the new VF and resets
-// the old one, which a libvirt guest still holds: until vflagd can hand
-// the new VF to a libvirt VM (hot-unplug and hot-plug through libvirt),
-// only namespace VMs and `vflag attach` interfaces move.
-func (m Mode) pinned() string {
+// the old one, so the VM must be handed the new VF: namespace VMs and
+// `vflag attach` interfaces by the VM side, libvirt domains of mode
+// failover and hotswap by vflagd's libvirt side (libvirt true when it is
+// on). Adopted VFs never move: Nova's PCI tracker placed them.
+func (m Mode) pinned(libvirt bool) string {
 	switch m {
 	case ModeAdopt:
 		return "its VF was placed by someone else (mode adopt): vflag does not move it"
 	case ModeFailover, ModeHotswap:
-		return fmt.Sprintf("re-homing libvirt VMs (mode %s) is not implemented yet: it keeps its VF", m)
+		if !libvirt {
+			return fmt.Sprintf("vflagd's libvirt side is off (libvirt not installed, or libvirt: enabled: false), so it cannot hand the VM (mode %s) another VF", m)
+		}
 	}
 	return ""
 }
 
 // Movable reports whether vflagd may re-home an interface of mode m onto
-// another VF in software.
-func (m Mode) Movable() bool { return m.pinned() == "" }
+// another VF, with its libvirt side on (libvirt) or off.
+func (m Mode) Movable(libvirt bool) bool { return m.pinned(libvirt) == "" }
 
 // Valid reports whether m is a mode vflag knows.
 func (m Mode) Valid() bool {

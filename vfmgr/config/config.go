@@ -38,6 +38,8 @@ type Config struct {
 	// Backends says where each NIC backend's binary is and what its
 	// SHA-256 must be (key backends).
 	Backends Backends `yaml:"backends"`
+	// Libvirt is vflagd's connection to libvirtd (key libvirt).
+	Libvirt Libvirt `yaml:"libvirt"`
 
 	// file is the name errors cite ("" for a Config built in code).
 	file string
@@ -228,6 +230,19 @@ type API struct {
 	Group string `yaml:"group"`
 }
 
+// Libvirt is vflagd's libvirt side (vfmgr/virt): it watches domains so
+// that the VFs of a domain that stopped are released even when the hook
+// could not say so, re-homes failover and hotswap interfaces by hot-unplug
+// and hot-plug, and keeps the vflag-<bond> pool networks. vflagd keeps
+// running while libvirtd is down and reconnects.
+type Libvirt struct {
+	// Enabled turns it on (key enabled; default true). Off, interfaces of
+	// mode failover and hotswap keep their VF when its port fails.
+	Enabled bool `yaml:"enabled"`
+	// URI is libvirt's connection URI (key uri; default qemu:///system).
+	URI string `yaml:"uri"`
+}
+
 // Metrics is the Prometheus listener.
 type Metrics struct {
 	// Listen is the host:port to serve /metrics on (key listen, e.g.
@@ -249,6 +264,7 @@ func Default() Config {
 		HoldDown: 200 * time.Millisecond,
 		API:      API{Socket: "/run/vflag/vflag.sock"},
 		State:    Store{Path: "/var/lib/vflag/state.db"},
+		Libvirt:  Libvirt{Enabled: true, URI: "qemu:///system"},
 	}
 }
 

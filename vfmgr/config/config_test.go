@@ -36,6 +36,7 @@ func TestExample(t *testing.T) {
 			Generic: BackendBinary{Path: "/usr/lib/vflag/backends/vflag-backend-generic"},
 			MLX5:    BackendBinary{SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 		},
+		Libvirt: Libvirt{Enabled: true, URI: "qemu:///system"},
 	}
 	if c.File() != "testdata/vflag.yaml" {
 		t.Errorf("File() = %q", c.File())

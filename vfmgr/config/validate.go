@@ -110,6 +110,9 @@ func (c *Config) Validate() error {
 			add("metrics.listen", "%s", msg)
 		}
 	}
+	if c.Libvirt.Enabled && c.Libvirt.URI == "" {
+		add("libvirt.uri", "is empty (leave the key out for qemu:///system, or write enabled: false)")
+	}
 	if !filepath.IsAbs(c.State.Path) {
 		add("state.path", "%q is not an absolute path", c.State.Path)
 	}

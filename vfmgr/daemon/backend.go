@@ -169,7 +169,7 @@ func (d *Daemon) Attach(ctx context.Context, req *vflagpb.AttachRequest) (*vflag
 	}
 	d.log.Info("VF attached", "vm", a.VM, "mac", a.MAC.String(), "vlan", a.VLAN, "vf", a.VF.String(), "mode", string(a.Mode), "adopted", pci != "")
 	d.emit(&vflagpb.Event{Kind: "attach", Bond: a.Bond, Pf: a.VF.PF, Vm: a.VM, Mac: a.MAC.String()})
-	d.publishGauges()
+	d.changed()
 	return d.toPB(a), nil
 }
 
@@ -189,21 +189,14 @@ func (d *Daemon) Detach(ctx context.Context, vm, iface string) ([]*vflagpb.VMInt
 				errs = append(errs, err)
 			}
 		}
-		if err := d.opts.Kernel.ResetVF(ctx, a.VF.PF, a.VF.Index); err != nil {
-			errs = append(errs, err)
-			continue // keep the allocation: the VF still carries the VM's MAC
-		}
-		if err := d.opts.Store.Delete(a.Key()); err != nil {
+		if err := d.release(ctx, a); err != nil {
 			errs = append(errs, err)
 			continue
-		}
-		if _, err := d.state.Release(a.Key()); err != nil {
-			errs = append(errs, err)
 		}
 		out = append(out, d.toPB(a))
 		d.emit(&vflagpb.Event{Kind: "detach", Bond: a.Bond, Pf: a.VF.PF, Vm: a.VM, Mac: a.MAC.String()})
 	}
-	d.publishGauges()
+	d.changed()
 	if len(out) == 0 && len(errs) == 0 {
 		return nil, fmt.Errorf("detach: VM %s %s: %w", vm, iface, vfmgr.ErrNotManaged)
 	}

@@ -61,6 +61,10 @@ type Options struct {
 	Store     Store
 	VMs       VMSide
 	Announcer Announcer
+	// Domains, when set, is vflagd's libvirt side: failover and hotswap
+	// interfaces of libvirt domains are re-homed through it, and the pool
+	// networks kept up to date. Without it they keep their VF.
+	Domains Domains
 	// RDMA, when set, puts each bond's RDMA mode in place at start.
 	RDMA RDMA
 	// NICs are the bonds' NIC backends, by bond name (see nic.go): each
@@ -174,7 +178,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.handle(ctx, vfmgr.Event{Kind: vfmgr.Reconcile, Bond: b.Name, At: now})
 	}
 	d.announceAll(ctx)
-	d.publishGauges()
+	d.changed()
 	d.log.Info("vflagd ready", "bonds", len(pools), "allocations", len(allocs))
 	return nil
 }
@@ -215,7 +219,7 @@ func foreign(v vfmgr.VF, known map[vfmgr.VFRef]bool) bool {
 }
 
 func (d *Daemon) inventory(ctx context.Context, b BondConfig, now time.Time, known map[vfmgr.VFRef]bool) (vfmgr.PoolSpec, error) {
-	spec := vfmgr.PoolSpec{Bond: b.Name, Policy: b.Policy, FailbackAfter: b.FailbackAfter, At: now}
+	spec := vfmgr.PoolSpec{Bond: b.Name, Policy: b.Policy, FailbackAfter: b.FailbackAfter, At: now, Libvirt: d.opts.Domains != nil}
 	for i, name := range b.PFs {
 		pf, err := d.opts.Kernel.PF(ctx, name)
 		if err != nil {
@@ -300,9 +304,9 @@ func (d *Daemon) recoverIntents(ctx context.Context) error {
 			d.log.Warn("completing a failover interrupted by a crash", "intent", in.ID, "moves", len(in.Moves))
 			for _, m := range in.Moves {
 				a := byKey[m.Key]
-				if a.Netns != "" && d.opts.VMs != nil {
-					_ = d.opts.VMs.Unplug(ctx, a)
-					if err := d.opts.VMs.Plug(ctx, a, m.To); err != nil {
+				if side := d.vmSide(a); side != nil {
+					_ = side.Unplug(ctx, a)
+					if err := side.Plug(ctx, a, m.To); err != nil {
 						d.log.Warn("re-plug after crash", "vm", a.VM, "vf", m.To.String(), "err", err)
 					}
 				}
@@ -319,16 +323,16 @@ func (d *Daemon) recoverIntents(ctx context.Context) error {
 		for _, m := range in.Moves {
 			a := byKey[m.Key]
 			if ok, _ := d.vfHasMAC(ctx, m.To, a); ok {
-				if a.Netns != "" && d.opts.VMs != nil {
+				if side := d.vmSide(a); side != nil {
 					// The move got past configuring the target, so the VM
 					// may hold it (or nothing): give it its old VF back,
 					// configured first (a VF driver reads its MAC when it
 					// binds).
-					_ = d.opts.VMs.Unplug(ctx, a)
+					_ = side.Unplug(ctx, a)
 					if err := d.opts.Kernel.ConfigureVF(ctx, m.From.PF, m.From.Index, vfConfig(a)); err != nil {
 						return fmt.Errorf("roll back %s: %w", m.From, err)
 					}
-					if err := d.opts.VMs.Plug(ctx, a, m.From); err != nil {
+					if err := side.Plug(ctx, a, m.From); err != nil {
 						d.log.Warn("re-plug old VF after crash", "vm", a.VM, "vf", m.From.String(), "err", err)
 					}
 				}
@@ -396,6 +400,20 @@ func (d *Daemon) reconcileKernel(ctx context.Context) error {
 	return nil
 }
 
+// vmSide is who hands a's VM a VF on a move: the VM side for a namespace
+// VM, vflagd's libvirt side for a domain's failover or hotswap interface,
+// nobody otherwise (the VF is configured on its PF only; whoever gave it
+// to the guest keeps it there).
+func (d *Daemon) vmSide(a vfmgr.Allocation) VMSide {
+	switch {
+	case a.Netns != "" && d.opts.VMs != nil:
+		return d.opts.VMs
+	case a.DomainUUID != "" && d.opts.Domains != nil && (a.Mode == vfmgr.ModeFailover || a.Mode == vfmgr.ModeHotswap):
+		return d.opts.Domains
+	}
+	return nil
+}
+
 func vfConfig(a vfmgr.Allocation) sriov.VFConfig {
 	return sriov.VFConfig{MAC: a.MAC, VLAN: a.VLAN, QoS: a.QoS, SpoofChk: true, Trust: a.Trust}
 }
@@ -459,7 +477,7 @@ func (d *Daemon) handleAll(ctx context.Context, evs []vfmgr.Event) {
 	for _, ev := range evs {
 		d.handle(ctx, ev)
 	}
-	d.publishGauges()
+	d.changed()
 }
 
 // handle plans and executes one event. d.mu is held.
@@ -561,7 +579,7 @@ func (d *Daemon) execute(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Move, []vf
 			d.log.Error("move failed; VM stays", "vm", m.VM, "mac", m.MAC.String(), "from", m.From.String(), "to", m.To.String(), "err", errs[i])
 			continue
 		}
-		if allocs[i].Netns != "" && d.opts.VMs != nil {
+		if d.vmSide(allocs[i]) != nil {
 			addrs[m.Key] = allocs[i].Addrs
 		}
 		ok = append(ok, m)
@@ -610,17 +628,17 @@ func (d *Daemon) move(ctx context.Context, a *vfmgr.Allocation, m vfmgr.Move) er
 	if err := d.opts.Kernel.ConfigureVF(ctx, m.To.PF, m.To.Index, cfg); err != nil {
 		return err
 	}
-	if a.Netns != "" && d.opts.VMs != nil {
-		if addrs, err := d.opts.VMs.Addrs(ctx, *a); err == nil {
+	if side := d.vmSide(*a); side != nil {
+		if addrs, err := side.Addrs(ctx, *a); err == nil {
 			a.Addrs = addrs
 		}
-		if err := d.opts.VMs.Unplug(ctx, *a); err != nil {
+		if err := side.Unplug(ctx, *a); err != nil {
 			_ = d.opts.Kernel.ResetVF(ctx, m.To.PF, m.To.Index)
 			return err
 		}
-		if err := d.opts.VMs.Plug(ctx, *a, m.To); err != nil {
+		if err := side.Plug(ctx, *a, m.To); err != nil {
 			// Give the VM its old VF back rather than nothing.
-			if perr := d.opts.VMs.Plug(ctx, *a, m.From); perr != nil {
+			if perr := side.Plug(ctx, *a, m.From); perr != nil {
 				err = fmt.Errorf("%w (and giving back %s: %w)", err, m.From, perr)
 			}
 			_ = d.opts.Kernel.ResetVF(ctx, m.To.PF, m.To.Index)
@@ -684,8 +702,8 @@ func (d *Daemon) announceAll(ctx context.Context) {
 				continue
 			}
 			addrs := a.Addrs
-			if a.Netns != "" && d.opts.VMs != nil {
-				if got, err := d.opts.VMs.Addrs(ctx, a); err == nil {
+			if side := d.vmSide(a); side != nil {
+				if got, err := side.Addrs(ctx, a); err == nil {
 					addrs = got
 				}
 			}

@@ -227,7 +227,7 @@ func (d *Daemon) carriedPinned(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Anno
 	allocs := map[string]vfmgr.Allocation{}
 	for _, u := range pl.Unplaceable {
 		a, ok := d.state.Allocation(u.Key)
-		if !ok || a.Mode.Movable() || !u.Stranded {
+		if !ok || a.Mode.Movable(d.opts.Domains != nil) || !u.Stranded {
 			continue
 		}
 		other := b.PFs[0]
@@ -272,15 +272,13 @@ func announcementsOf(pl vfmgr.Plan, moves []vfmgr.Move) []vfmgr.Announcement {
 // announcements of namespace VMs (a moved VM gets them in move). d.mu is
 // held.
 func (d *Daemon) withAddrs(ctx context.Context, anns []vfmgr.Announcement) []vfmgr.Announcement {
-	if d.opts.VMs == nil {
-		return anns
-	}
 	for i, an := range anns {
 		a, ok := d.state.Allocation(an.Key)
-		if !ok || a.Netns == "" {
+		side := d.vmSide(a)
+		if !ok || side == nil {
 			continue
 		}
-		if addrs, err := d.opts.VMs.Addrs(ctx, a); err == nil && len(addrs) > 0 {
+		if addrs, err := side.Addrs(ctx, a); err == nil && len(addrs) > 0 {
 			anns[i].Addrs = addrs
 		}
 	}

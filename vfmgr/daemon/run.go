@@ -21,6 +21,7 @@ import (
 	"github.com/vflag/vflag/vfmgr/nsvm"
 	"github.com/vflag/vflag/vfmgr/sriov"
 	"github.com/vflag/vflag/vfmgr/store"
+	"github.com/vflag/vflag/vfmgr/virt"
 )
 
 // Main runs vflagd with the configuration file at path until ctx ends:
@@ -68,6 +69,15 @@ func Main(ctx context.Context, path string, log *slog.Logger) error {
 		RDMA:      &rdmamgr.Manager{Log: log},
 		Metrics:   metrics, Log: log,
 	}
+	var lv *virt.Conn
+	if cfg.Libvirt.Enabled {
+		if err := virt.Load(); err != nil {
+			log.Warn("libvirt is not installed: vflagd's libvirt side is off", "err", err)
+		} else {
+			lv = virt.New(virt.Options{URI: cfg.Libvirt.URI, Log: log})
+			opts.Domains = lv
+		}
+	}
 	for _, b := range cfg.Bonds {
 		opts.Bonds = append(opts.Bonds, BondConfig{
 			Name: b.Name, PFs: [2]string{b.PFs[0], b.PFs[1]}, VFsPerPF: b.VFsPerPF,
@@ -102,6 +112,15 @@ func Main(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- d.Run(wctx, msgs) }()
+	if lv != nil {
+		// libvirtd may be down or absent: vflagd keeps working without it
+		// (failover and hotswap interfaces fail to move until it is back).
+		go func() {
+			if err := lv.Run(wctx, d); err != nil {
+				log.Error("libvirt side off", "err", err)
+			}
+		}()
+	}
 	select {
 	case <-ctx.Done():
 		cancel()

@@ -52,6 +52,15 @@ type VMSide interface {
 	Addrs(ctx context.Context, a vfmgr.Allocation) ([]netip.Addr, error)
 }
 
+// Domains is vflagd's libvirt side (vfmgr/virt.Conn): the VM side of
+// libvirt domains' failover and hotswap interfaces (hot-unplug and
+// hot-plug through libvirt), and the keeper of the vflag-<bond> pool
+// networks, told which VFs (PCI addresses) each should list.
+type Domains interface {
+	VMSide
+	SetPools(pools map[string][]string)
+}
+
 // RDMA keeps the host's RDMA working on a bond (rdmamgr).
 type RDMA interface {
 	Ensure(ctx context.Context, bond string, mode rdmamgr.Mode) (rdmamgr.Status, error)
