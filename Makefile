@@ -16,6 +16,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 TEST_ENV := VFLAG_REQUIRE_PRIVILEGED=1 VFLAG_REQUIRE_TESTBED=1 VFLAG_BIN_DIR=$(BIN)
 
 .PHONY: help setup tools generate build lint test unit e2e demo bench clean
+.PHONY: deb
 .DEFAULT_GOAL := help
 
 help: ## show this help
@@ -51,6 +52,9 @@ build: ## build the binaries into bin/ (static but vflagd: the testbed guest get
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $$($(GO) list ./cmd/... | grep -v '/cmd/vflagd$$')
 	CGO_ENABLED=1 $(GO) build -tags libvirt_dlopen -o $(BIN)/ ./cmd/vflagd
 	@cd $(BIN) && for b in $(BACKENDS); do sha256sum vflag-backend-$$b > vflag-backend-$$b.sha256; done
+
+deb: build ## the Debian package bin/vflag_<version>_<arch>.deb from bin/ (apt install ./bin/vflag_*.deb)
+	$(GO) run ./packaging/cmd/mkdeb -bin $(BIN) -out $(BIN)
 
 # The checked-in generated code; make lint fails when regenerating changes it.
 GENERATED := api/vflagpb/vflag.pb.go api/vflagpb/vflag_grpc.pb.go plugin/backendpb/backend.pb.go plugin/backendpb/backend_grpc.pb.go

@@ -1,4 +1,4 @@
-package hooks
+package hooks_test
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/vflag/vflag/api"
 	"github.com/vflag/vflag/api/vflagpb"
+	"github.com/vflag/vflag/hooks"
 	"github.com/vflag/vflag/internal/privtest"
 	"github.com/vflag/vflag/vfmgr"
 	"github.com/vflag/vflag/vfmgr/daemon"
@@ -94,16 +95,16 @@ func newHost(t *testing.T, extra string) *host {
 	h := &host{dir: dir, socket: filepath.Join(dir, "vflag.sock"), settings: filepath.Join(dir, "hook.yaml"), bin: hookBinary(t)}
 	// This host's NICs: bond0 over pf0 (0000:01:00.0) and pf1
 	// (0000:02:00.0), eight VFs each (vflagd uses four); ens5f0 in no bond.
-	var pfs []sysPF
+	var pfs []hooks.TestPF
 	for i, name := range []string{"pf0", "pf1"} {
-		pf := sysPF{pci: fmt.Sprintf("0000:0%d:00.0", i+1), name: name, master: "bond0"}
+		pf := hooks.TestPF{PCI: fmt.Sprintf("0000:0%d:00.0", i+1), Name: name, Master: "bond0"}
 		for v := range 8 {
-			pf.vfs = append(pf.vfs, fmt.Sprintf("0000:0%d:10.%d", i+1, v))
+			pf.VFs = append(pf.VFs, fmt.Sprintf("0000:0%d:10.%d", i+1, v))
 		}
 		pfs = append(pfs, pf)
 	}
-	pfs = append(pfs, sysPF{pci: "0000:05:00.0", name: "ens5f0", vfs: []string{"0000:05:10.1"}})
-	h.sysfs = makeSysfs(t, pfs)
+	pfs = append(pfs, hooks.TestPF{PCI: "0000:05:00.0", Name: "ens5f0", VFs: []string{"0000:05:10.1"}})
+	h.sysfs = hooks.MakeTestSysfs(t, pfs)
 	h.writeSettings(t, extra)
 	return h
 }
@@ -138,7 +139,7 @@ func (h *host) runIn(domain, op string, stdin io.Reader) result {
 		extra = "shutdown"
 	}
 	cmd := exec.CommandContext(ctx, h.bin, domain, op, map[string]string{"release": "end", "stopped": "end"}[op]+orBegin(op), extra)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", ConfigEnv + "=" + h.settings}
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", hooks.ConfigEnv + "=" + h.settings}
 	cmd.Stdin = stdin
 	cmd.WaitDelay = time.Second
 	var out, errb bytes.Buffer
@@ -189,8 +190,8 @@ func TestHookBinaryWithoutVflagd(t *testing.T) {
 	h := newHost(t, "timeout: 2s\n")
 	t.Run("no vflag interface, vflagd down: nothing happens", func(t *testing.T) {
 		for _, file := range []string{"bridge.xml", "direct-macvtap.xml", "vhostuser.xml", "virt-manager-nat.xml", "no-devices.xml"} {
-			x := readTestdata(t, file)
-			d, err := Parse(x, Options{})
+			x := hooks.ReadTestdata(t, file)
+			d, err := hooks.Parse(x, hooks.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,13 +217,13 @@ func TestHookBinaryWithoutVflagd(t *testing.T) {
 			fails(t, "a network", "cannot accept the incoming migration of VM web1: domain XML on stdin")
 	})
 	t.Run("two interfaces with one MAC", func(t *testing.T) {
-		h.run("twins", "prepare", readTestdata(t, "dup-mac.xml")).
+		h.run("twins", "prepare", hooks.ReadTestdata(t, "dup-mac.xml")).
 			fails(t, "dup-mac", "cannot start VM twins: interfaces 0 and 1 have the same MAC 52:54:00:99:99:99")
 	})
 	t.Run("vflagd down: the start fails, readably", func(t *testing.T) {
-		r := h.run("web1", "start", readTestdata(t, "virt-install-pool-live.xml"))
+		r := h.run("web1", "start", hooks.ReadTestdata(t, "virt-install-pool-live.xml"))
 		r.fails(t, "start", "cannot start VM web1: interface 0 (MAC 52:54:00:6b:3c:01, VF 0000:01:10.2): vflagd is not running (no socket at "+h.socket+"); start vflagd")
-		r = h.run("web1", "prepare", readTestdata(t, "virt-install-pool.xml"))
+		r = h.run("web1", "prepare", hooks.ReadTestdata(t, "virt-install-pool.xml"))
 		r.fails(t, "prepare", "vflagd is not running")
 	})
 	t.Run("vflagd down, a stale socket", func(t *testing.T) {
@@ -233,7 +234,7 @@ func TestHookBinaryWithoutVflagd(t *testing.T) {
 		l.(*net.UnixListener).SetUnlinkOnClose(false)
 		l.Close()
 		defer os.Remove(h.socket)
-		h.run("web1", "start", readTestdata(t, "virt-install-pool-live.xml")).
+		h.run("web1", "start", hooks.ReadTestdata(t, "virt-install-pool-live.xml")).
 			fails(t, "stale", "vflagd is not running ("+h.socket+" refuses connections)")
 	})
 	t.Run("vflagd hung: the hook gives up on its own", func(t *testing.T) {
@@ -263,7 +264,7 @@ func TestHookBinaryWithoutVflagd(t *testing.T) {
 				c.Close()
 			}
 		}()
-		h.run("web1", "start", readTestdata(t, "virt-install-pool-live.xml")).
+		h.run("web1", "start", hooks.ReadTestdata(t, "virt-install-pool-live.xml")).
 			fails(t, "hung", "vflagd at "+h.socket+" did not answer within 2s")
 	})
 	t.Run("stdin never closed: the hook gives up on its own", func(t *testing.T) {
@@ -281,14 +282,14 @@ func TestHookBinaryWithoutVflagd(t *testing.T) {
 	t.Run("fail_open: the VM starts without vflag", func(t *testing.T) {
 		h.writeSettings(t, "timeout: 2s\nfail_open: true\n")
 		defer h.writeSettings(t, "timeout: 2s\n")
-		r := h.run("web1", "start", readTestdata(t, "virt-install-pool-live.xml"))
+		r := h.run("web1", "start", hooks.ReadTestdata(t, "virt-install-pool-live.xml"))
 		if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "vflag: warning: start: ") ||
 			!strings.Contains(r.stderr, "VM web1 goes on WITHOUT vflag") {
 			t.Errorf("exit %d, stdout %q, stderr %q; want success with a warning", r.code, r.stdout, r.stderr)
 		}
 	})
 	t.Run("reconnect never fails: libvirt would kill the VM", func(t *testing.T) {
-		r := h.run("web1", "reconnect", readTestdata(t, "virt-install-pool-live.xml"))
+		r := h.run("web1", "reconnect", hooks.ReadTestdata(t, "virt-install-pool-live.xml"))
 		if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "vflagd is not running") {
 			t.Errorf("exit %d, stdout %q, stderr %q; want success with a warning", r.code, r.stdout, r.stderr)
 		}
@@ -296,11 +297,11 @@ func TestHookBinaryWithoutVflagd(t *testing.T) {
 	t.Run("broken settings fail only vflag's VMs", func(t *testing.T) {
 		h.writeSettings(t, "fail_opne: true\n")
 		defer h.writeSettings(t, "timeout: 2s\n")
-		r := h.run("plain-bridge", "prepare", readTestdata(t, "bridge.xml"))
+		r := h.run("plain-bridge", "prepare", hooks.ReadTestdata(t, "bridge.xml"))
 		if r.code != 0 || r.stdout != "" {
 			t.Errorf("bridge VM: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
-		h.run("web1", "prepare", readTestdata(t, "virt-install-pool.xml")).
+		h.run("web1", "prepare", hooks.ReadTestdata(t, "virt-install-pool.xml")).
 			fails(t, "web1", "hook settings "+h.settings+": line 4: unknown key fail_opne")
 	})
 }
@@ -389,36 +390,36 @@ func TestHookBinaryWithVflagd(t *testing.T) {
 	t.Run("pool network: prepare, start, release", func(t *testing.T) {
 		h := newHost(t, "")
 		v := startVflagd(t, h)
-		h.run("web1", "prepare", readTestdata(t, "virt-install-pool.xml")).ok(t, "prepare")
-		diff(t, "VMs after prepare", v.vms(t), "")
-		h.run("web1", "start", readTestdata(t, "virt-install-pool-live.xml")).ok(t, "start")
-		diff(t, "VMs after start", v.vms(t), "web1 52:54:00:6b:3c:01 vlan 100 pf0 vf 2 (0000:01:10.2) mode adopt\n")
-		diff(t, "VFs after start", v.kernel.vfsText(), "pf0 vf 2 mac 52:54:00:6b:3c:01 vlan 100 qos 0 spoofchk on trust off\n")
-		h.run("web1", "started", readTestdata(t, "virt-install-pool-live.xml")).ok(t, "started")
-		h.run("web1", "reconnect", readTestdata(t, "virt-install-pool-live.xml")).ok(t, "reconnect")
-		diff(t, "kernel calls up to reconnect", v.kernel.takeCalls(), "configure pf0 vf 2 mac 52:54:00:6b:3c:01 vlan 100 qos 0 spoofchk on trust off\n")
-		h.run("web1", "stopped", readTestdata(t, "virt-install-pool-live.xml")).ok(t, "stopped")
-		h.run("web1", "release", readTestdata(t, "virt-install-pool.xml")).ok(t, "release")
-		diff(t, "VMs after release", v.vms(t), "")
-		diff(t, "VFs after release", v.kernel.vfsText(), "")
-		diff(t, "kernel calls of release", v.kernel.takeCalls(), "reset pf0 vf 2\n")
-		h.run("web1", "release", readTestdata(t, "virt-install-pool.xml")).ok(t, "a second release")
+		h.run("web1", "prepare", hooks.ReadTestdata(t, "virt-install-pool.xml")).ok(t, "prepare")
+		hooks.Diff(t, "VMs after prepare", v.vms(t), "")
+		h.run("web1", "start", hooks.ReadTestdata(t, "virt-install-pool-live.xml")).ok(t, "start")
+		hooks.Diff(t, "VMs after start", v.vms(t), "web1 52:54:00:6b:3c:01 vlan 100 pf0 vf 2 (0000:01:10.2) mode adopt\n")
+		hooks.Diff(t, "VFs after start", v.kernel.vfsText(), "pf0 vf 2 mac 52:54:00:6b:3c:01 vlan 100 qos 0 spoofchk on trust off\n")
+		h.run("web1", "started", hooks.ReadTestdata(t, "virt-install-pool-live.xml")).ok(t, "started")
+		h.run("web1", "reconnect", hooks.ReadTestdata(t, "virt-install-pool-live.xml")).ok(t, "reconnect")
+		hooks.Diff(t, "kernel calls up to reconnect", v.kernel.takeCalls(), "configure pf0 vf 2 mac 52:54:00:6b:3c:01 vlan 100 qos 0 spoofchk on trust off\n")
+		h.run("web1", "stopped", hooks.ReadTestdata(t, "virt-install-pool-live.xml")).ok(t, "stopped")
+		h.run("web1", "release", hooks.ReadTestdata(t, "virt-install-pool.xml")).ok(t, "release")
+		hooks.Diff(t, "VMs after release", v.vms(t), "")
+		hooks.Diff(t, "VFs after release", v.kernel.vfsText(), "")
+		hooks.Diff(t, "kernel calls of release", v.kernel.takeCalls(), "reset pf0 vf 2\n")
+		h.run("web1", "release", hooks.ReadTestdata(t, "virt-install-pool.xml")).ok(t, "a second release")
 	})
 	t.Run("prepare: a pool network of a bond vflagd does not manage", func(t *testing.T) {
 		h := newHost(t, "")
 		startVflagd(t, h)
-		x := bytes.ReplaceAll(readTestdata(t, "virt-install-pool.xml"), []byte("vflag-bond0"), []byte("vflag-bond9"))
+		x := bytes.ReplaceAll(hooks.ReadTestdata(t, "virt-install-pool.xml"), []byte("vflag-bond0"), []byte("vflag-bond9"))
 		h.run("web1", "prepare", x).fails(t, "bond9", "vflagd manages no bond bond9 (it manages: bond0)")
 	})
 	t.Run("Nova hostdev with VLAN, adopted unchanged", func(t *testing.T) {
 		h := newHost(t, "default_mode: adopt\n")
 		v := startVflagd(t, h)
-		x := readTestdata(t, "nova-hostdev-vlan.xml")
+		x := hooks.ReadTestdata(t, "nova-hostdev-vlan.xml")
 		h.run("instance-0000002a", "prepare", x).ok(t, "prepare")
 		h.run("instance-0000002a", "start", x).ok(t, "start")
-		diff(t, "VMs", v.vms(t), "instance-0000002a fa:16:3e:2b:7c:91 vlan 100 pf1 vf 1 (0000:02:10.1) mode adopt\n")
-		diff(t, "VFs", v.kernel.vfsText(), "pf1 vf 1 mac fa:16:3e:2b:7c:91 vlan 100 qos 0 spoofchk on trust off\n")
-		diff(t, "kernel calls: configured once", v.kernel.takeCalls(), "configure pf1 vf 1 mac fa:16:3e:2b:7c:91 vlan 100 qos 0 spoofchk on trust off\n")
+		hooks.Diff(t, "VMs", v.vms(t), "instance-0000002a fa:16:3e:2b:7c:91 vlan 100 pf1 vf 1 (0000:02:10.1) mode adopt\n")
+		hooks.Diff(t, "VFs", v.kernel.vfsText(), "pf1 vf 1 mac fa:16:3e:2b:7c:91 vlan 100 qos 0 spoofchk on trust off\n")
+		hooks.Diff(t, "kernel calls: configured once", v.kernel.takeCalls(), "configure pf1 vf 1 mac fa:16:3e:2b:7c:91 vlan 100 qos 0 spoofchk on trust off\n")
 	})
 	t.Run("a VF another VM holds", func(t *testing.T) {
 		h := newHost(t, "")
@@ -427,12 +428,12 @@ func TestHookBinaryWithVflagd(t *testing.T) {
 		before := v.kernel.vfsText()
 		h.run("web1", "start", hostdevXML("web1", "52:54:00:6b:3c:01", "0000:01:10.3", 100)).
 			fails(t, "web1", "cannot start VM web1: interface 0 (MAC 52:54:00:6b:3c:01, VF 0000:01:10.3): vflagd refuses to attach: attach web1: adopt VF 0000:01:10.3 for web1/52:54:00:6b:3c:01: pf0 vf 3 (0000:01:10.3) is held by db7/52:54:00:00:00:07")
-		diff(t, "VMs", v.vms(t), "db7 52:54:00:00:00:07 vlan 0 pf0 vf 3 (0000:01:10.3) mode adopt\n")
-		diff(t, "VFs: db7's untouched", v.kernel.vfsText(), before)
+		hooks.Diff(t, "VMs", v.vms(t), "db7 52:54:00:00:00:07 vlan 0 pf0 vf 3 (0000:01:10.3) mode adopt\n")
+		hooks.Diff(t, "VFs: db7's untouched", v.kernel.vfsText(), before)
 		// libvirt runs the release hook of the failed start: db7 keeps its VF.
 		h.run("web1", "release", hostdevXML("web1", "52:54:00:6b:3c:01", "0000:01:10.3", 100)).ok(t, "release of the failed start")
-		diff(t, "VMs after the release", v.vms(t), "db7 52:54:00:00:00:07 vlan 0 pf0 vf 3 (0000:01:10.3) mode adopt\n")
-		diff(t, "VFs after the release", v.kernel.vfsText(), before)
+		hooks.Diff(t, "VMs after the release", v.vms(t), "db7 52:54:00:00:00:07 vlan 0 pf0 vf 3 (0000:01:10.3) mode adopt\n")
+		hooks.Diff(t, "VFs after the release", v.kernel.vfsText(), before)
 	})
 	t.Run("a hostdev that is no VF of a managed PF is left alone", func(t *testing.T) {
 		h := newHost(t, "")
@@ -442,8 +443,8 @@ func TestHookBinaryWithVflagd(t *testing.T) {
 		h.run("batch7", "prepare", hostdevXML("batch7", "52:54:00:a1:b2:c3", "0000:01:10.6", 0)).ok(t, "0000:01:10.6")
 		h.run("batch7", "prepare", hostdevXML("batch7", "52:54:00:a1:b2:c3", "0000:05:10.1", 0)).ok(t, "0000:05:10.1")
 		h.run("batch7", "release", hostdevXML("batch7", "52:54:00:a1:b2:c3", "0000:01:10.6", 0)).ok(t, "release")
-		diff(t, "VMs", v.vms(t), "")
-		diff(t, "kernel calls", v.kernel.takeCalls(), "")
+		hooks.Diff(t, "VMs", v.vms(t), "")
+		hooks.Diff(t, "kernel calls", v.kernel.takeCalls(), "")
 		h.writeSettings(t, "unmanaged_hostdev: error\n")
 		h.run("batch7", "prepare", hostdevXML("batch7", "52:54:00:a1:b2:c3", "0000:01:10.6", 0)).
 			fails(t, "strict, bond port", "adopt VF 0000:01:10.6 for batch7/52:54:00:a1:b2:c3: not a VF vflag uses on bond0 (pf0 0000:01:00.0, pf1 0000:02:00.0)")
@@ -453,36 +454,36 @@ func TestHookBinaryWithVflagd(t *testing.T) {
 	t.Run("names with shell metacharacters and non-ASCII", func(t *testing.T) {
 		h := newHost(t, "")
 		v := startVflagd(t, h)
-		x := readTestdata(t, "multi.xml")
+		x := hooks.ReadTestdata(t, "multi.xml")
 		name := "router-ü;$(id)"
 		h.run(name, "prepare", x).ok(t, "prepare")
-		diff(t, "VMs", v.vms(t), name+" 52:54:00:77:00:04 vlan 20 pf1 vf 0 (0000:02:10.0) mode adopt\n")
-		diff(t, "VFs", v.kernel.vfsText(), "pf1 vf 0 mac 52:54:00:77:00:04 vlan 20 qos 0 spoofchk on trust off\n")
+		hooks.Diff(t, "VMs", v.vms(t), name+" 52:54:00:77:00:04 vlan 20 pf1 vf 0 (0000:02:10.0) mode adopt\n")
+		hooks.Diff(t, "VFs", v.kernel.vfsText(), "pf1 vf 0 mac 52:54:00:77:00:04 vlan 20 qos 0 spoofchk on trust off\n")
 		h.run(name, "release", x).ok(t, "release")
-		diff(t, "VMs after release", v.vms(t), "")
-		diff(t, "VFs after release", v.kernel.vfsText(), "")
+		hooks.Diff(t, "VMs after release", v.vms(t), "")
+		hooks.Diff(t, "VFs after release", v.kernel.vfsText(), "")
 		// A name libvirt would not pass: refused before vflagd sees it.
 		bad := "bad\nname"
 		h.run(bad, "prepare", bytes.ReplaceAll(x, []byte(name), []byte(bad))).fails(t, "newline", `domain name "bad\nname" contains control characters`)
-		diff(t, "kernel calls", v.kernel.takeCalls(), "configure pf1 vf 0 mac 52:54:00:77:00:04 vlan 20 qos 0 spoofchk on trust off\nreset pf1 vf 0\n")
+		hooks.Diff(t, "kernel calls", v.kernel.takeCalls(), "configure pf1 vf 0 mac 52:54:00:77:00:04 vlan 20 qos 0 spoofchk on trust off\nreset pf1 vf 0\n")
 	})
 	t.Run("configuring the VF fails: nothing half done", func(t *testing.T) {
 		h := newHost(t, "")
 		v := startVflagd(t, h)
 		v.kernel.failOn("configure pf0 vf 2")
-		h.run("web1", "start", readTestdata(t, "virt-install-pool-live.xml")).fails(t, "start", "vflagd refuses to attach: attach web1: configure pf0 vf 2 mac 52:54:00:6b:3c:01 vlan 100 qos 0 spoofchk on trust off: injected failure")
-		diff(t, "VMs", v.vms(t), "")
-		diff(t, "VFs", v.kernel.vfsText(), "")
+		h.run("web1", "start", hooks.ReadTestdata(t, "virt-install-pool-live.xml")).fails(t, "start", "vflagd refuses to attach: attach web1: configure pf0 vf 2 mac 52:54:00:6b:3c:01 vlan 100 qos 0 spoofchk on trust off: injected failure")
+		hooks.Diff(t, "VMs", v.vms(t), "")
+		hooks.Diff(t, "VFs", v.kernel.vfsText(), "")
 	})
 	t.Run("migrate: the XML names a VF of this host, stdout is XML only", func(t *testing.T) {
 		h := newHost(t, "")
 		v := startVflagd(t, h)
-		in := readTestdata(t, "metadata-hotswap.xml")
+		in := hooks.ReadTestdata(t, "metadata-hotswap.xml")
 		r := h.run("cache3", "migrate", in)
 		if r.code != 0 || r.stderr != "" {
 			t.Fatalf("migrate: exit %d, stderr %q", r.code, r.stderr)
 		}
-		d, err := Parse([]byte(r.stdout), Options{})
+		d, err := hooks.Parse([]byte(r.stdout), hooks.Options{})
 		if err != nil || d.Check() != nil || len(d.Vflag()) != 1 {
 			t.Fatalf("stdout is not the domain XML: %v\n%s", err, r.stdout)
 		}
@@ -490,20 +491,20 @@ func TestHookBinaryWithVflagd(t *testing.T) {
 		if got := d.Vflag()[0].PCI; got != "0000:01:10.0" {
 			t.Errorf("rewritten to %s, want 0000:01:10.0", got)
 		}
-		diff(t, "the rest of the XML", strings.Replace(r.stdout, "bus='0x01' slot='0x10' function='0x0'", "bus='0x01' slot='0x10' function='0x1'", 1), string(in))
-		diff(t, "VMs", v.vms(t), "cache3 52:54:00:c0:ff:ee vlan 300 pf0 vf 0 (0000:01:10.0) mode hotswap\n")
+		hooks.Diff(t, "the rest of the XML", strings.Replace(r.stdout, "bus='0x01' slot='0x10' function='0x0'", "bus='0x01' slot='0x10' function='0x1'", 1), string(in))
+		hooks.Diff(t, "VMs", v.vms(t), "cache3 52:54:00:c0:ff:ee vlan 300 pf0 vf 0 (0000:01:10.0) mode hotswap\n")
 		// libvirt then runs prepare and start with the new XML.
 		out := []byte(r.stdout)
 		h.run("cache3", "prepare", out).ok(t, "prepare")
 		h.run("cache3", "start", out).ok(t, "start")
-		diff(t, "VMs after start", v.vms(t), "cache3 52:54:00:c0:ff:ee vlan 300 pf0 vf 0 (0000:01:10.0) mode hotswap\n")
-		diff(t, "VFs", v.kernel.vfsText(), "pf0 vf 0 mac 52:54:00:c0:ff:ee vlan 300 qos 0 spoofchk on trust off\n")
+		hooks.Diff(t, "VMs after start", v.vms(t), "cache3 52:54:00:c0:ff:ee vlan 300 pf0 vf 0 (0000:01:10.0) mode hotswap\n")
+		hooks.Diff(t, "VFs", v.kernel.vfsText(), "pf0 vf 0 mac 52:54:00:c0:ff:ee vlan 300 qos 0 spoofchk on trust off\n")
 	})
 	t.Run("migrate: a pool interface needs no rewrite", func(t *testing.T) {
 		h := newHost(t, "")
 		v := startVflagd(t, h)
-		h.run("web1", "migrate", readTestdata(t, "virt-install-pool.xml")).ok(t, "migrate")
-		diff(t, "VMs", v.vms(t), "")
+		h.run("web1", "migrate", hooks.ReadTestdata(t, "virt-install-pool.xml")).ok(t, "migrate")
+		hooks.Diff(t, "VMs", v.vms(t), "")
 	})
 	t.Run("restore with no free VF: refused, nothing held", func(t *testing.T) {
 		h := newHost(t, "")
@@ -514,8 +515,8 @@ func TestHookBinaryWithVflagd(t *testing.T) {
 			}
 		}
 		before := v.vms(t)
-		h.run("cache3", "restore", readTestdata(t, "metadata-hotswap.xml")).fails(t, "restore", "cannot restore VM cache3: interface 0 (MAC 52:54:00:c0:ff:ee, VF 0000:01:10.1): vflagd refuses to attach")
-		diff(t, "VMs", v.vms(t), before)
+		h.run("cache3", "restore", hooks.ReadTestdata(t, "metadata-hotswap.xml")).fails(t, "restore", "cannot restore VM cache3: interface 0 (MAC 52:54:00:c0:ff:ee, VF 0000:01:10.1): vflagd refuses to attach")
+		hooks.Diff(t, "VMs", v.vms(t), before)
 	})
 }
 

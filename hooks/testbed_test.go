@@ -385,8 +385,48 @@ i=0; while pidof vflagd >/dev/null; do i=$((i+1)); [ $i -lt 100 ] || { echo "vfl
 		t.Errorf("VF 1 of %s after the reconnect hook:\n want %s\n got  %s", active, line1, got)
 	}
 
-	// Clean up as a user would; nothing is left in use.
+	// 7. vflagd's libvirt side catches what the hook could not say. (a)
+	// The hook cannot run when nova1 is destroyed (moved away: libvirt
+	// logs the failure and destroys all the same): vflagd's lifecycle
+	// event releases the VF. (b) vflagd is down when nova1 is destroyed:
+	// at start it reloads nova1's allocation, and its reconciliation with
+	// libvirt releases it.
+	released := func(when string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for used() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: vflagd still holds %v 20 s later", when, vms())
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if l := vfLine(1); strings.Contains(l, mac1) {
+			t.Errorf("%s: VF 1 of %s keeps nova1's MAC: %s", when, active, l)
+		}
+	}
+	run("mv /etc/libvirt/hooks/qemu.d/vflag /tmp/vflag-hook.away")
 	virsh("destroy", "nova1")
+	released("nova1 destroyed without its release hook")
+	if log := run("cat /tmp/vflagd.log"); !strings.Contains(log, "domain nova1 stopped (destroyed)") {
+		t.Errorf("vflagd's log does not say the lifecycle event released nova1:\n%s", log)
+	}
+	run("mv /tmp/vflag-hook.away /etc/libvirt/hooks/qemu.d/vflag")
+	virsh("start", "nova1")
+	began = time.Now()
+	held("after virsh start nova1 (the hook back)")
+	run(`kill $(pidof vflagd)
+i=0; while pidof vflagd >/dev/null; do i=$((i+1)); [ $i -lt 100 ] || { echo "vflagd does not stop" >&2; exit 1; }; sleep 0.1; done`)
+	virsh("destroy", "nova1")
+	// The allocation must be older than DomainGrace to be reconciled away
+	// (a domain being started is not listed as running yet).
+	time.Sleep(time.Until(began.Add(31 * time.Second)))
+	run(scenario.StartVflagdScript(3, "", ""))
+	released("vflagd restarted after nova1 was destroyed")
+	if log := run("cat /tmp/vflagd.log"); !strings.Contains(log, "reconciled with libvirt") {
+		t.Errorf("vflagd's log does not say the reconciliation released nova1:\n%s", log)
+	}
+
+	// Clean up as a user would; nothing is left in use.
 	for _, d := range []string{"nova1", "nova2", "other1", "ghost1", "plain1"} {
 		virsh("undefine", d)
 	}

@@ -206,10 +206,10 @@ func (c *Conn) connect(ctx context.Context, h Handler, evs chan<- gone) (<-chan 
 		}
 		name, _ := d.GetName()
 		select {
-		case evs <- gone{uuid: uuid, name: name, why: ev.String()}:
+		case evs <- gone{uuid: uuid, name: name, why: stopped(libvirt.DomainEventStoppedDetailType(ev.Detail))}:
 		default:
 			// Full: the next connection's reconciliation catches it.
-			c.log.Warn("domain event dropped", "domain", name, "event", ev.String())
+			c.log.Warn("domain event dropped", "domain", name, "event", stopped(libvirt.DomainEventStoppedDetailType(ev.Detail)))
 		}
 	}); err != nil {
 		return fail(fmt.Errorf("domain events: %w", err))
@@ -452,4 +452,25 @@ func (c *Conn) syncPools() {
 		c.mu.Unlock()
 		c.log.Info("pool network synced", "bond", bond, "vfs", len(vfs))
 	}
+}
+
+// stopped says how a domain stopped, for logs and events.
+func stopped(d libvirt.DomainEventStoppedDetailType) string {
+	switch d {
+	case libvirt.DOMAIN_EVENT_STOPPED_SHUTDOWN:
+		return "stopped (shut down)"
+	case libvirt.DOMAIN_EVENT_STOPPED_DESTROYED:
+		return "stopped (destroyed)"
+	case libvirt.DOMAIN_EVENT_STOPPED_CRASHED:
+		return "stopped (crashed)"
+	case libvirt.DOMAIN_EVENT_STOPPED_MIGRATED:
+		return "stopped (migrated away)"
+	case libvirt.DOMAIN_EVENT_STOPPED_SAVED:
+		return "stopped (saved)"
+	case libvirt.DOMAIN_EVENT_STOPPED_FAILED:
+		return "stopped (failed)"
+	case libvirt.DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT:
+		return "stopped (snapshot reverted)"
+	}
+	return "stopped"
 }
