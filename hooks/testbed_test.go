@@ -25,9 +25,9 @@ import (
 // with unmanaged_hostdev: error; vflagd down refusing vflag domains only;
 // and a libvirtd restart re-asserting a running domain's VF (the reconnect
 // operation). The hook runs at virsh start and destroy, so no L2 guest
-// needs to boot. Pool networks (vflag-<bond>) are not covered: the
-// testbed's libvirt has no network driver (virsh net-define: "this
-// function is not supported by the connection driver").
+// needs to boot. It ends with vflagd's libvirt side releasing a domain
+// the hook could not report (lifecycle event; reconciliation after a
+// vflagd restart). Pool networks are TestLibvirtLifecycle's.
 func TestHookUnderLibvirt(t *testing.T) {
 	tb := testenv.ForTest(t, testenv.HostSpec{Name: "kvm1", VFs: 4, Flavour: testenv.FlavourLibvirt})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

@@ -40,6 +40,11 @@ type Rootfs struct {
 
 // DefaultRootfs is the KVM host of the libvirt flavour: Debian 12 with
 // QEMU 10 and libvirt 11 from bookworm-backports, and the tools tests use.
+// libvirt's network driver is there for vflagd's vflag-<bond> pool
+// networks (<forward mode='hostdev'>), without libvirt-daemon-config-network:
+// no default NAT network, so libvirtd starts no dnsmasq and sets up no
+// firewall rules (the driver's dnsmasq-base and iptables come in as
+// dependencies and stay unused: a hostdev network needs neither).
 func DefaultRootfs() Rootfs {
 	return Rootfs{
 		Suite:  "bookworm",
@@ -49,7 +54,8 @@ func DefaultRootfs() Rootfs {
 			"ethtool", "tcpdump", "rdmacm-utils", "ibverbs-utils", "ibverbs-providers",
 		},
 		BackportsPackages: []string{
-			"qemu-system-x86", "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients",
+			"qemu-system-x86", "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-daemon-driver-network",
+			"libvirt-clients",
 		},
 	}
 }

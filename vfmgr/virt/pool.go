@@ -15,34 +15,44 @@ import (
 // order: libvirt hands out the first one no port of the running network
 // holds). vflagd calls it at start, at each (re)connection to libvirtd and
 // after every change of the bond's free VFs: those of its active PF that
-// no VM holds. It changes nothing when the network already is so.
+// no VM holds. It changes nothing when the network already is so. An
+// empty vfs is a valid pool: a domain start then fails with "network
+// 'vflag-bond0' requires exclusive access to interfaces, but none are
+// available".
 //
-// How the live list changes, as libvirtd 11.3 behaves (seen in the
-// testbed with domains holding VFs from the network):
+// How the live list can change, as libvirtd 11.3 behaved in the testbed
+// with domains holding VFs from the network:
 //
-//   - virNetworkUpdate (virsh net-update) cannot edit a hostdev pool:
-//     section forward-interface takes only <interface dev=.../>
-//     ("unexpected element <address>, expecting <interface>"), and
-//     section forward is not supported at all.
-//   - virNetworkDefineXML on an active network changes only its
-//     persistent config; the live list, from which libvirt allocates,
-//     stays until the network is restarted.
-//   - Destroying and starting the network (virsh net-destroy, net-start)
-//     applies the new list and leaves running domains and their VFs as
-//     they are (libvirt neither detaches nor notifies them), but starting
-//     a network drops all its ports (virNetworkObjDeleteAllPorts): libvirt
-//     forgets which listed VF each domain holds. When such a domain stops,
-//     its port is gone ("no network port with matching uuid" in libvirtd's
-//     log, which libvirt ignores) and QEMU's driver still gives the VF
-//     back to igbvf.
+//   - virNetworkUpdate (virsh net-update) cannot edit a hostdev pool.
+//     Section forward-interface rejects <address> ("unexpected element
+//     <address>, expecting <interface>"); it accepts <interface dev=.../>,
+//     but a domain then allocated that entry failed to start ("Invalid
+//     PCI address bus='0x7f56'") and left a network port behind. Section
+//     forward: "can't update 'forward' section".
+//   - virNetworkDefineXML on an active network changes only the
+//     persistent config; the live list, which libvirt allocates from,
+//     stays until the network restarts. Without the network's UUID the
+//     define fails ("network 'vflag-bond0' already exists with uuid ...").
+//   - virNetworkDestroy + virNetworkCreate (net-destroy, net-start) apply
+//     the new list and leave running domains and their VFs alone (still
+//     running, VFs still on vfio-pci), but starting a network drops all
+//     its ports (virsh net-port-list is empty after): libvirt forgets
+//     which VF each domain holds. A domain stopped later has no port to
+//     delete (libvirtd logs "network port not found", and goes on); QEMU's
+//     driver still gives its VF back to igbvf.
 //
-// So SyncPool redefines the network and restarts it whenever the live
-// list differs, and vfs must hold only VFs nobody holds: a held VF listed
-// again after a restart would be handed to a second domain by libvirt
-// (whose start then fails in QEMU's driver or in vflag's hook, "held by").
-// While it restarts (two calls, milliseconds), a domain start that
-// allocates from the network fails ("network 'vflag-bond0' is not
-// active"); running domains are not disturbed.
+// So SyncPool redefines the network under its UUID and restarts it
+// whenever the live list differs, and vfs must hold only VFs nobody
+// holds: a held VF listed again after a restart is handed out again —
+// libvirt picked one a running domain had, and the start failed in QEMU's
+// driver ("PCI device 0000:01:10.4 is in use by driver QEMU, domain d3")
+// instead of trying the next. For the same reason a restart between
+// libvirt allocating a VF and the start hook adopting it (vflagd does not
+// know it is taken yet) can make a concurrent start fail (QEMU's driver,
+// or the hook's "held by"); no VF goes to two domains. While the network
+// restarts (two calls, milliseconds) a start allocating from it fails
+// ("network 'vflag-bond0' is not active"); running domains are not
+// disturbed.
 func SyncPool(conn *libvirt.Connect, bond string, vfs []string) error {
 	want, err := hooks.PoolNetwork(bond, vfs)
 	if err != nil {
