@@ -209,6 +209,9 @@ EOF`)
 		}
 	}
 	held("after virsh start nova1")
+	if st := run("vflag status"); !strings.Contains(st, "libvirt: connected to qemu:///system") {
+		t.Errorf("vflag status does not show vflagd connected to libvirtd:\n%s", st)
+	}
 	line1 := vfLine(1)
 	for _, want := range []string{"link/ether " + mac1, "vlan 100", "spoof checking on", "trust off"} {
 		if !strings.Contains(line1, want) {
@@ -369,6 +372,14 @@ i=0; while pidof vflagd >/dev/null; do i=$((i+1)); [ $i -lt 100 ] || { echo "vfl
 	}
 	restart("nova1 running")
 	held("after restarting libvirtd")
+	// vflagd lost libvirtd and connects again.
+	deadline := time.Now().Add(30 * time.Second)
+	for st := run("vflag status"); !strings.Contains(st, "libvirt: connected to qemu:///system"); st = run("vflag status") {
+		if time.Now().After(deadline) {
+			t.Fatalf("vflagd did not reconnect to libvirtd within 30 s of its restart:\n%s", st)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	if got := vfLine(1); got != line1 {
 		t.Errorf("VF 1 of %s changed by the libvirtd restart:\n was %s\n now %s", active, line1, got)
 	}

@@ -222,6 +222,9 @@ func explain(err error, socket string) error {
 func statusText(r *vflagpb.StatusResponse) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
+	if l := r.GetLibvirt(); l != "" {
+		fmt.Fprintf(w, "libvirt: %s\n", l)
+	}
 	for _, bd := range r.GetBonds() {
 		fmt.Fprintf(w, "%s\tactive %s\tpolicy %s\n", bd.GetName(), orNone(bd.GetActive()), bd.GetPolicy())
 		if m := bd.GetRdmaMode(); m != "" && m != "off" {

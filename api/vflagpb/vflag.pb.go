@@ -61,8 +61,11 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type StatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Bonds         []*Bond                `protobuf:"bytes,1,rep,name=bonds,proto3" json:"bonds,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Bonds []*Bond                `protobuf:"bytes,1,rep,name=bonds,proto3" json:"bonds,omitempty"`
+	// libvirt is vflagd's libvirt side: "connected to URI", "not connected
+	// to URI: why (retrying)", or "off: why".
+	Libvirt       string `protobuf:"bytes,2,opt,name=libvirt,proto3" json:"libvirt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -102,6 +105,13 @@ func (x *StatusResponse) GetBonds() []*Bond {
 		return x.Bonds
 	}
 	return nil
+}
+
+func (x *StatusResponse) GetLibvirt() string {
+	if x != nil {
+		return x.Libvirt
+	}
+	return ""
 }
 
 type Bond struct {
@@ -1114,9 +1124,10 @@ var File_vflag_proto protoreflect.FileDescriptor
 const file_vflag_proto_rawDesc = "" +
 	"\n" +
 	"\vvflag.proto\x12\bvflag.v1\"\x0f\n" +
-	"\rStatusRequest\"6\n" +
+	"\rStatusRequest\"P\n" +
 	"\x0eStatusResponse\x12$\n" +
-	"\x05bonds\x18\x01 \x03(\v2\x0e.vflag.v1.BondR\x05bonds\"\x95\x02\n" +
+	"\x05bonds\x18\x01 \x03(\v2\x0e.vflag.v1.BondR\x05bonds\x12\x18\n" +
+	"\alibvirt\x18\x02 \x01(\tR\alibvirt\"\x95\x02\n" +
 	"\x04Bond\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06active\x18\x02 \x01(\tR\x06active\x12\x16\n" +

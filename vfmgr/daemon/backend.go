@@ -20,7 +20,10 @@ var _ api.Backend = (*Daemon)(nil)
 func (d *Daemon) Status(ctx context.Context) (*vflagpb.StatusResponse, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r := &vflagpb.StatusResponse{}
+	r := &vflagpb.StatusResponse{Libvirt: "off: libvirt not installed, or libvirt: {enabled: false}"}
+	if d.opts.Domains != nil {
+		r.Libvirt = d.opts.Domains.State()
+	}
 	for _, b := range d.state.Bonds() {
 		pool, _ := d.state.Pool(b.Bond)
 		pfs := pool.PFs()

@@ -59,6 +59,8 @@ type VMSide interface {
 type Domains interface {
 	VMSide
 	SetPools(pools map[string][]string)
+	// State says whether it is connected, for vflag status.
+	State() string
 }
 
 // RDMA keeps the host's RDMA working on a bond (rdmamgr).

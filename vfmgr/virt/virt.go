@@ -71,6 +71,8 @@ type Conn struct {
 	// has now (since the connection).
 	pools, synced map[string][]string
 	poke          chan struct{}
+	// lastErr is why the last connection attempt failed.
+	lastErr error
 }
 
 // New returns a Conn; Run connects it.
@@ -140,6 +142,9 @@ func (c *Conn) Run(ctx context.Context, h Handler) error {
 	for {
 		evs := make(chan gone, 64)
 		closed, err := c.connect(ctx, h, evs)
+		c.mu.Lock()
+		c.lastErr = err
+		c.mu.Unlock()
 		if err != nil {
 			c.log.Warn("libvirtd not reachable; retrying", "in", backoff, "err", err)
 			select {
@@ -256,6 +261,19 @@ func (c *Conn) current() (*libvirt.Connect, error) {
 		return nil, fmt.Errorf("libvirt %s: %w", c.opts.URI, ErrNotConnected)
 	}
 	return c.conn, nil
+}
+
+// State says whether vflagd is connected to libvirtd, for vflag status.
+func (c *Conn) State() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.conn != nil:
+		return "connected to " + c.opts.URI
+	case c.lastErr != nil:
+		return fmt.Sprintf("not connected to %s: %v (retrying)", c.opts.URI, c.lastErr)
+	}
+	return "not connected to " + c.opts.URI + " yet"
 }
 
 // running reports whether domain uuid is running now.
