@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -389,33 +388,13 @@ func (c *Conn) Plug(ctx context.Context, a vfmgr.Allocation, vf vfmgr.VFRef) err
 	return nil
 }
 
-// Addrs returns the domain interface's IP addresses from the host's ARP
-// table (libvirt's ARP source), or a.Addrs when it knows none.
+// Addrs returns the addresses vflagd knows for a's interface. It asks
+// libvirt nothing: it runs on the failover path, before the hot-unplug,
+// and libvirt learns a VF guest's addresses only from the host's ARP table
+// (the VF's traffic bypasses the host) or a guest agent vflag cannot
+// count on. Announcements without addresses go out as RARP.
 func (c *Conn) Addrs(_ context.Context, a vfmgr.Allocation) ([]netip.Addr, error) {
-	d, err := c.domain(a)
-	if err != nil {
-		return a.Addrs, nil
-	}
-	defer func() { _ = d.Free() }()
-	ifs, err := d.ListAllInterfaceAddresses(libvirt.DOMAIN_INTERFACE_ADDRESSES_SRC_ARP)
-	if err != nil {
-		return a.Addrs, nil
-	}
-	var out []netip.Addr
-	for _, i := range ifs {
-		if hw, err := net.ParseMAC(i.Hwaddr); err != nil || !slices.Equal(hw, a.MAC) {
-			continue
-		}
-		for _, ip := range i.Addrs {
-			if p, err := netip.ParseAddr(ip.Addr); err == nil {
-				out = append(out, p)
-			}
-		}
-	}
-	if len(out) == 0 {
-		return a.Addrs, nil
-	}
-	return out, nil
+	return a.Addrs, nil
 }
 
 // vfPCI reads VF vf's PCI address from sysfs.
