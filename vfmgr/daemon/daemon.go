@@ -511,7 +511,10 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 		d.announce(carriedAnns)
 		return
 	}
-	moved, anns := d.execute(ctx, pl)
+	// The carried VMs' traffic is on the new port already: tell the
+	// switches now, not after the software moves.
+	d.announce(carriedAnns)
+	moved := d.execute(ctx, pl)
 	if len(moved) < len(pl.Moves) && ev.Kind != vfmgr.Reconcile {
 		// Some VMs stayed: enforce the rules once more from the state as it
 		// is (once: a move that keeps failing waits for the next event).
@@ -529,14 +532,16 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 		Kind: "failover", Bond: ev.Bond, Pf: ev.PF, Moved: uint32(len(moved)), DurationMs: float64(took.Microseconds()) / 1000,
 		Message: msg,
 	})
-	d.announce(append(anns, carriedAnns...))
 }
 
 // execute carries out a plan's moves: write-ahead intent, then per move
 // configure the new VF, hand it to the VM side and reset the old one; the
 // moves that went through are committed and applied to the state, the
-// others leave their VM where it was. d.mu is held.
-func (d *Daemon) execute(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Move, []vfmgr.Announcement) {
+// others leave their VM where it was. Each moved VM is announced from its
+// new PF as soon as its own move is done (a teamed VM before its VF is
+// swapped: see move), not when the slowest guest has let go of its VF.
+// d.mu is held.
+func (d *Daemon) execute(ctx context.Context, pl vfmgr.Plan) []vfmgr.Move {
 	id := newID()
 	moves := make([]store.Move, len(pl.Moves))
 	for i, m := range pl.Moves {
@@ -549,7 +554,7 @@ func (d *Daemon) execute(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Move, []vf
 		applied := pl
 		applied.Moves = nil
 		d.state = d.state.Apply(applied)
-		return nil, nil
+		return nil
 	}
 	// Moves touch disjoint VFs and VMs: run them side by side, so the
 	// outage of the last VM is not the sum of everyone's driver work.
@@ -568,19 +573,15 @@ func (d *Daemon) execute(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Move, []vf
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[i] = d.move(ctx, &allocs[i], m)
+			errs[i] = d.move(ctx, &allocs[i], m, announcementsOf(pl, []vfmgr.Move{m}))
 		}()
 	}
 	wg.Wait()
-	addrs := map[string][]netip.Addr{}
 	var ok []vfmgr.Move
 	for i, m := range pl.Moves {
 		if errs[i] != nil {
 			d.log.Error("move failed; VM stays", "vm", m.VM, "mac", m.MAC.String(), "from", m.From.String(), "to", m.To.String(), "err", errs[i])
 			continue
-		}
-		if d.vmSide(allocs[i]) != nil {
-			addrs[m.Key] = allocs[i].Addrs
 		}
 		ok = append(ok, m)
 	}
@@ -608,29 +609,28 @@ func (d *Daemon) execute(ctx context.Context, pl vfmgr.Plan) ([]vfmgr.Move, []vf
 	applied := pl
 	applied.Moves = ok
 	d.state = d.state.Apply(applied)
-	var anns []vfmgr.Announcement
-	for _, an := range pl.Announce {
-		for _, m := range ok {
-			if m.Key == an.Key {
-				if a, found := addrs[an.Key]; found && len(a) > 0 {
-					an.Addrs = a
-				}
-				anns = append(anns, an)
-			}
-		}
-	}
-	return ok, anns
+	return ok
 }
 
 // move re-homes one VM; a.Addrs gets the addresses the VM side reports.
-func (d *Daemon) move(ctx context.Context, a *vfmgr.Allocation, m vfmgr.Move) error {
+// It announces anns (the VM's, from its new PF) once the VM's traffic can
+// come in there: after the swap, or for a teamed VM (mode failover) before
+// it, because its virtio standby on the bond carries the traffic while
+// the guest is without a VF. Called without d.mu's protection of d.state.
+func (d *Daemon) move(ctx context.Context, a *vfmgr.Allocation, m vfmgr.Move, anns []vfmgr.Announcement) error {
 	cfg := sriov.VFConfig{MAC: m.MAC, VLAN: m.VLAN, QoS: m.QoS, SpoofChk: true, Trust: m.Trust}
 	if err := d.opts.Kernel.ConfigureVF(ctx, m.To.PF, m.To.Index, cfg); err != nil {
 		return err
 	}
+	announced := false
 	if side := d.vmSide(*a); side != nil {
 		if addrs, err := side.Addrs(ctx, *a); err == nil {
 			a.Addrs = addrs
+		}
+		anns = withAddrsOf(anns, a.Addrs)
+		if a.Mode == vfmgr.ModeFailover {
+			d.announce(anns)
+			announced = true
 		}
 		if err := side.Unplug(ctx, *a); err != nil {
 			_ = d.opts.Kernel.ResetVF(ctx, m.To.PF, m.To.Index)
@@ -645,10 +645,26 @@ func (d *Daemon) move(ctx context.Context, a *vfmgr.Allocation, m vfmgr.Move) er
 			return err
 		}
 	}
+	if !announced {
+		d.announce(anns)
+	}
 	if err := d.opts.Kernel.ResetVF(ctx, m.From.PF, m.From.Index); err != nil {
 		d.log.Warn("reset old VF", "vf", m.From.String(), "err", err)
 	}
 	return nil
+}
+
+// withAddrsOf returns anns with addrs as their addresses where addrs is
+// not empty.
+func withAddrsOf(anns []vfmgr.Announcement, addrs []netip.Addr) []vfmgr.Announcement {
+	if len(addrs) == 0 {
+		return anns
+	}
+	out := slices.Clone(anns)
+	for i := range out {
+		out[i].Addrs = addrs
+	}
+	return out
 }
 
 // announce sends the plan's announcements in the background, grouped per

@@ -338,6 +338,24 @@ type fakeVMs struct {
 	addrs   map[string][]netip.Addr // by VM
 	plugged map[string]vfmgr.VFRef  // by allocation key
 	quiet   bool
+	// gates hold a VM's Unplug, after it is recorded, until the channel
+	// is closed (a guest slow to let go of its VF); entered gets the VM's
+	// name when its Unplug starts waiting.
+	gates   map[string]chan struct{}
+	entered chan string
+}
+
+// gate makes the Unplug of each VM wait until its returned channel is
+// closed; entered tells when each starts waiting.
+func (v *fakeVMs) gate(vms ...string) (entered <-chan string, open map[string]chan struct{}) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.gates = map[string]chan struct{}{}
+	v.entered = make(chan string, len(vms))
+	for _, vm := range vms {
+		v.gates[vm] = make(chan struct{})
+	}
+	return v.entered, v.gates
 }
 
 // newFakeVMs returns a VM side where nothing is plugged.
@@ -418,9 +436,33 @@ func (v *fakeVMs) Unplug(_ context.Context, a vfmgr.Allocation) error {
 	if err := v.call(func() string { return "unplug " + a.VM }); err != nil {
 		return fmt.Errorf("unplug VM %s: %w", a.VM, err)
 	}
+	if g, ok := v.gates[a.VM]; ok {
+		v.mu.Unlock()
+		v.entered <- a.VM
+		<-g
+		v.mu.Lock()
+	}
 	delete(v.plugged, a.Key())
 	return nil
 }
+
+// fakeDomains is vflagd's libvirt side: the VM side of fakeVMs, and the
+// pool lists vflagd last gave it.
+type fakeDomains struct {
+	*fakeVMs
+	// pools is guarded by fakeVMs.mu.
+	pools map[string][]string
+}
+
+// SetPools implements daemon.Domains.
+func (f *fakeDomains) SetPools(pools map[string][]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pools = pools
+}
+
+// State implements daemon.Domains.
+func (f *fakeDomains) State() string { return "connected to test:///fake" }
 
 // Addrs implements daemon.VMSide.
 func (v *fakeVMs) Addrs(_ context.Context, a vfmgr.Allocation) ([]netip.Addr, error) {

@@ -55,6 +55,9 @@ type setup struct {
 	flaky bool
 	// quiet makes the fakes record nothing (benchmarks).
 	quiet bool
+	// domains gives the daemon a libvirt side (Options.Domains) on the
+	// fake VM side.
+	domains bool
 	// prepare changes the kernel, the store or the VM side before the
 	// daemon starts.
 	prepare func(h *harness)
@@ -68,6 +71,7 @@ type harness struct {
 	kernel  *fakeKernel
 	bonds   *fakeBonds
 	vms     *fakeVMs
+	domains *fakeDomains // nil unless setup.domains
 	ann     *fakeAnnouncer
 	store   *store.Store
 	flaky   *flakyStore
@@ -141,7 +145,7 @@ func newHarness(t testing.TB, s setup) *harness {
 	if s.parallel == 0 {
 		s.parallel = 1
 	}
-	h.d = daemon.New(daemon.Options{
+	opts := daemon.Options{
 		Bonds: []daemon.BondConfig{{
 			Name: "bond0", PFs: [2]string{"pf0", "pf1"}, VFsPerPF: s.vfsPerPF, Policy: vfmgr.ActiveFirst,
 		}},
@@ -156,7 +160,12 @@ func newHarness(t testing.TB, s setup) *harness {
 		VMs:           h.vms,
 		Announcer:     h.ann,
 		Metrics:       h.metrics,
-	})
+	}
+	if s.domains {
+		h.domains = &fakeDomains{fakeVMs: h.vms}
+		opts.Domains = h.domains
+	}
+	h.d = daemon.New(opts)
 	events, cancel := h.d.Subscribe()
 	h.events = events
 	t.Cleanup(cancel)
