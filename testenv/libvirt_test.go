@@ -219,6 +219,14 @@ func TestNestedCallsNeedLibvirtFlavour(t *testing.T) {
 	if err := tb.AddHost(HostSpec{Name: "kvm2", Flavour: "xen"}); err == nil || !strings.Contains(err.Error(), `flavour "xen"`) {
 		t.Errorf("unknown flavour: %v", err)
 	}
+	// More memory than MaxMemoryMB breaks the VFs: refused, saying why.
+	err = tb.AddHost(HostSpec{Name: "kvm3", Flavour: FlavourLibvirt, MemoryMB: 3072})
+	if err == nil || !strings.Contains(err.Error(), "3072 MiB") || !strings.Contains(err.Error(), "PF still in reset state") {
+		t.Errorf("3072 MiB: %v, want a refusal naming the memory and the igbvf failure", err)
+	}
+	if err := tb.AddHost(HostSpec{Name: "kvm3", Flavour: FlavourLibvirt, MemoryMB: MaxMemoryMB}); err != nil {
+		t.Errorf("%d MiB: %v", MaxMemoryMB, err)
+	}
 }
 
 func TestNestedGuestXML(t *testing.T) {

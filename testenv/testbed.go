@@ -38,6 +38,10 @@ const PortsPerHost = 2
 // MaxVFs is sriov_totalvfs of QEMU's igb (Intel 82576).
 const MaxVFs = 7
 
+// MaxMemoryMB is the most memory a KVM-host VM may have. Above it, on
+// QEMU 10's q35 with igb, the VFs stop working (see AddHost).
+const MaxMemoryMB = 2048
+
 var (
 	tbNameRE   = regexp.MustCompile(`^[a-z][a-z0-9]{0,11}$`)
 	hostNameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
@@ -78,7 +82,8 @@ type HostSpec struct {
 	Name string
 	// VFs is the number of VFs created on each port (0..7, default 7).
 	VFs int
-	// MemoryMB is the guest memory (default 1024; 2048 for FlavourLibvirt).
+	// MemoryMB is the guest memory (default 1024; 2048 for FlavourLibvirt;
+	// at most MaxMemoryMB).
 	MemoryMB int
 	// Flavour is what the host boots (default FlavourInitramfs).
 	Flavour Flavour
@@ -155,6 +160,12 @@ func (tb *Testbed) AddHost(spec HostSpec) error {
 		if spec.Flavour == FlavourLibvirt {
 			spec.MemoryMB = 2048
 		}
+	}
+	if spec.MemoryMB > MaxMemoryMB {
+		return fmt.Errorf("host %s: %d MiB of memory: at most %d, or its VFs do not work: with 3072 MiB the "+
+			"kernel put the VFs' BARs above 4 GiB (0xc020000000) and every igbvf probe failed its mailbox "+
+			"handshake with the PF (\"PF still in reset state\"), in the host and in nested guests alike",
+			spec.Name, spec.MemoryMB, MaxMemoryMB)
 	}
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
