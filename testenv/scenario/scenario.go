@@ -217,12 +217,26 @@ const vfSetup = `
 vf_to_vm() { # pf idx ns name mac
 	ip link set "$1" vf "$2" mac "$5"
 	dev=$(ls "/sys/class/net/$1/device/virtfn$2/net/")
+	# igbvf reads the MAC the PF set only when it probes ("Reload the VF
+	# driver to make this change effective"): a VF it already had (the
+	# libvirt flavour loads igbvf before the VFs exist) is probed again.
+	# Under TCG the probe's mailbox handshake with the PF sometimes misses
+	# its one-second deadline ("PF still in reset state") and igbvf makes a
+	# MAC up: then it is probed once more, up to five times.
+	n=0
+	while [ "$(cat "/sys/class/net/$dev/address")" != "$5" ] && [ $n -lt 5 ]; do
+		n=$((n+1))
+		pci=$(basename "$(readlink "/sys/class/net/$1/device/virtfn$2")")
+		echo "$pci" > /sys/bus/pci/drivers/igbvf/unbind
+		echo "$pci" > /sys/bus/pci/drivers/igbvf/bind
+		dev=$(ls "/sys/class/net/$1/device/virtfn$2/net/")
+	done
 	ip link set "$dev" netns "$3"
 	ip -n "$3" link set "$dev" name "$4"
 	ip -n "$3" link set "$4" up
 	i=0
 	until [ "$(ip netns exec "$3" cat "/sys/class/net/$4/address")" = "$5" ]; do
-		i=$((i+1)); [ $i -lt 100 ] || { echo "VF $2 of $1: MAC $5 not applied" >&2; exit 1; }
+		i=$((i+1)); [ $i -lt 100 ] || { echo "VF $2 of $1: MAC $5 not applied; the kernel says:"; dmesg | grep -E 'igb|vf' | tail -n 8; exit 1; } >&2
 		sleep 0.1
 	done
 }
