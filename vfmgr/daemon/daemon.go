@@ -693,8 +693,14 @@ func (d *Daemon) announce(anns []vfmgr.Announcement) {
 				return
 			}
 			d.log.Info("announced", "pf", pf, "macs", len(list), "frames", n)
+			// Stamped now: d.mu may be held by a failover that is still
+			// waiting for a slow guest, and the event is about this moment.
+			ev := &vflagpb.Event{
+				Kind: "announce", Pf: pf, Message: fmt.Sprintf("%d MACs, %d frames", len(list), n),
+				AtUnixMs: time.Now().UnixMilli(),
+			}
 			d.mu.Lock()
-			d.emit(&vflagpb.Event{Kind: "announce", Pf: pf, Message: fmt.Sprintf("%d MACs, %d frames", len(list), n)})
+			d.emit(ev)
 			d.mu.Unlock()
 		}()
 	}
