@@ -15,7 +15,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 # The tiers that may skip elsewhere must run here: a skip fails.
 TEST_ENV := VFLAG_REQUIRE_PRIVILEGED=1 VFLAG_REQUIRE_TESTBED=1 VFLAG_BIN_DIR=$(BIN)
 
-.PHONY: help setup tools generate build lint test unit e2e demo bench clean
+.PHONY: help setup tools generate build lint test test-libvirt-pull unit e2e demo demo-libvirt bench clean
 .PHONY: deb
 .DEFAULT_GOAL := help
 
@@ -85,8 +85,16 @@ e2e: setup build ## the testbed tier only
 	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 20m -artifacts -outputdir $(RESULTS)/artifacts -v \
 		-run 'TestTestbed|TestInterrupted|TestCablePull|TestVflagdOnIgb|TestBalanceOnIgb|TestRDMAPull|TestBackendsOnIgb|TestDoctorInTestbed|TestLibvirt|TestHookUnderLibvirt' ./testenv/... ./vfmgr/... ./firmware/... ./doctor/... ./hooks/...
 
+test-libvirt-pull: setup build ## only the L2 guests' cable pull under real libvirt (about 11 min; part of make test)
+	@mkdir -p $(RESULTS)/artifacts
+	$(TEST_ENV) $(GO) test -count=1 -timeout 30m -artifacts -outputdir $(RESULTS)/artifacts -v \
+		-run 'TestLibvirtPull$$' ./testenv/scenario/
+
 demo: setup build ## the main job: boot the testbed, pull a cable, print and save the timelines
 	$(BIN)/vflag-testbed demo --results $(RESULTS)
+
+demo-libvirt: setup build ## the demo, then L2 guests under real libvirt through a pull (about 11 min more)
+	$(BIN)/vflag-testbed demo --libvirt --results $(RESULTS)
 
 bench: build ## benchmarks (as root: some send on veths); results in results/bench.json and results/bench.txt
 	@mkdir -p $(RESULTS)

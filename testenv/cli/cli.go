@@ -240,19 +240,33 @@ func New(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	}
 
 	var results string
+	var withLibvirt bool
 	demo := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the cable-pull scenarios on a fresh testbed and print their timelines",
-		Args:  cobra.NoArgs,
+		Long: `Run the cable-pull scenarios on a fresh testbed and print their timelines.
+
+With --libvirt, the libvirt scenario follows on a second testbed: two L2
+guests under a real libvirtd (net_failover and hot-swap) and a guest bond as
+the baseline, through the same kind of pull. TCG inside TCG makes it slow: about
+11 minutes on two cores.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := cfg()
 			if !cmd.Flags().Changed("name") {
 				c.Name = "demo"
 			}
-			return scenario.Demo(cmd.Context(), c, results, stdout)
+			if err := scenario.Demo(cmd.Context(), c, results, stdout); err != nil {
+				return err
+			}
+			if !withLibvirt {
+				return nil
+			}
+			return scenario.DemoLibvirt(cmd.Context(), c, results, stdout)
 		},
 	}
 	demo.Flags().StringVar(&results, "results", "results", "directory for the timeline JSON and picture")
+	demo.Flags().BoolVar(&withLibvirt, "libvirt", false, "also run the libvirt L2 guests scenario (about 11 minutes)")
 
 	root.AddCommand(up, down, status, pull, plug, execCmd, console, pause, resume, demo)
 	return root
