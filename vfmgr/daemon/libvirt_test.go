@@ -88,11 +88,29 @@ func TestDomainsAnnouncedAsTheirMovesComplete(t *testing.T) {
 		t.Errorf("vm2 (hotswap) announced on pf1 before it has a VF there:\n%s", got.String())
 	}
 
+	// The announce events say when the frames went out, not when the
+	// failover (still waiting for vm1 and vm2) let the event through.
+	seen := time.Now().UnixMilli()
+	time.Sleep(20 * time.Millisecond)
 	open("vm1")
 	open("vm2")
 	<-cutDone
 	h.sync()
 	waitAnnounced(t, h, &got, "announce pf1 "+testMAC(2))
+	var first *vflagpb.Event
+	for first == nil {
+		select {
+		case ev := <-h.events:
+			if ev.GetKind() == "announce" {
+				first = ev
+			}
+		default:
+			t.Fatal("no announce event")
+		}
+	}
+	if first.GetAtUnixMs() > seen {
+		t.Errorf("first announce event stamped %d ms after its frames were seen", first.GetAtUnixMs()-seen)
+	}
 	if n := strings.Count(got.String(), testMAC(1)); n != 1 {
 		t.Errorf("vm1 announced %d times, want once:\n%s", n, got.String())
 	}
