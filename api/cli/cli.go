@@ -263,23 +263,7 @@ func vmsText(ifs []*vflagpb.VMInterface) string {
 }
 
 func eventText(ev *vflagpb.Event) string {
-	t := time.UnixMilli(ev.GetAtUnixMs()).Format("15:04:05.000")
-	parts := []string{t, ev.GetKind()}
-	for _, kv := range [][2]string{{"bond", ev.GetBond()}, {"pf", ev.GetPf()}, {"vm", ev.GetVm()}, {"mac", ev.GetMac()}} {
-		if kv[1] != "" {
-			parts = append(parts, kv[0]+"="+kv[1])
-		}
-	}
-	if ev.GetMoved() > 0 {
-		parts = append(parts, fmt.Sprintf("moved=%d", ev.GetMoved()))
-	}
-	if ev.GetDurationMs() > 0 {
-		parts = append(parts, fmt.Sprintf("took=%.1fms", ev.GetDurationMs()))
-	}
-	if ev.GetMessage() != "" {
-		parts = append(parts, ev.GetMessage())
-	}
-	return strings.Join(parts, " ")
+	return time.UnixMilli(ev.GetAtUnixMs()).Format("15:04:05.000") + " " + ev.Summary()
 }
 
 func orNone(s string) string {

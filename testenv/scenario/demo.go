@@ -18,18 +18,8 @@ import (
 // resultsDir (JSON per variant, cable-pull.svg, rdma-pull.txt) and prints
 // them.
 func Demo(ctx context.Context, cfg testenv.Config, resultsDir string, out io.Writer) (err error) {
-	tb, err := testenv.New(cfg)
+	tb, boot, err := bootTestbed(ctx, cfg, testenv.HostSpec{Name: "kvm1"}, testenv.HostSpec{Name: "kvm2", VFs: 1})
 	if err != nil {
-		return err
-	}
-	if err := tb.AddHost(testenv.HostSpec{Name: "kvm1"}); err != nil {
-		return err
-	}
-	if err := tb.AddHost(testenv.HostSpec{Name: "kvm2", VFs: 1}); err != nil {
-		return err
-	}
-	t0 := time.Now()
-	if err := tb.Start(ctx); err != nil {
 		return err
 	}
 	defer func() {
@@ -37,7 +27,6 @@ func Demo(ctx context.Context, cfg testenv.Config, resultsDir string, out io.Wri
 			err = cerr
 		}
 	}()
-	boot := time.Since(t0)
 	fmt.Fprintf(out, "testbed up: kvm1 and kvm2 booted and provisioned in %.1f s (2 igb ports each, bond0 active-backup)\n", boot.Seconds())
 
 	// kvm2 is the RDMA peer only: paused, it takes no CPU from kvm1's
@@ -123,4 +112,23 @@ func WriteResults(dir string, tls []probe.Timeline) ([]string, error) {
 		}
 	}
 	return paths, nil
+}
+
+// bootTestbed creates a testbed of cfg with hosts and starts it; it
+// returns how long the start took. The caller closes the testbed.
+func bootTestbed(ctx context.Context, cfg testenv.Config, hosts ...testenv.HostSpec) (*testenv.Testbed, time.Duration, error) {
+	tb, err := testenv.New(cfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, h := range hosts {
+		if err := tb.AddHost(h); err != nil {
+			return nil, 0, err
+		}
+	}
+	t0 := time.Now()
+	if err := tb.Start(ctx); err != nil {
+		return nil, 0, err
+	}
+	return tb, time.Since(t0), nil
 }

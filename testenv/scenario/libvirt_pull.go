@@ -640,7 +640,7 @@ true`
 // L2 guest, or in the baseline's namespace.
 func (g *l2) view(ctx context.Context, tb *testenv.Testbed, h string) (string, error) {
 	if g.netns {
-		return tb.MustExec(ctx, h, "ip netns exec "+g.name+" sh -c "+shellWord(guestViewScript))
+		return tb.MustExec(ctx, h, "ip netns exec "+g.name+" sh <<'VFLAG_EOF'\n"+guestViewScript+"\nVFLAG_EOF")
 	}
 	return tb.NestedMustExec(ctx, h, g.name, guestViewScript)
 }
@@ -653,9 +653,6 @@ func netnsVFs(g *l2, vfs map[string]hostVF) []LibvirtNIC {
 	}
 	return out
 }
-
-// shellWord quotes s as one POSIX shell word.
-func shellWord(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // hostVF is one VF of the host.
 type hostVF struct {
@@ -843,22 +840,7 @@ func readEvents(ctx context.Context, tb *testenv.Testbed, h string) ([]vflagdEve
 		if protojson.Unmarshal(sc.Bytes(), &ev) != nil {
 			continue // not an event (vflag's own messages)
 		}
-		parts := []string{ev.GetKind()}
-		for _, kv := range [][2]string{{"pf", ev.GetPf()}, {"vm", ev.GetVm()}, {"mac", ev.GetMac()}} {
-			if kv[1] != "" {
-				parts = append(parts, kv[0]+"="+kv[1])
-			}
-		}
-		if ev.GetMoved() > 0 {
-			parts = append(parts, fmt.Sprintf("moved=%d", ev.GetMoved()))
-		}
-		if ev.GetDurationMs() > 0 {
-			parts = append(parts, fmt.Sprintf("took=%.1fms", ev.GetDurationMs()))
-		}
-		if ev.GetMessage() != "" {
-			parts = append(parts, ev.GetMessage())
-		}
-		evs = append(evs, vflagdEvent{at: time.UnixMilli(ev.GetAtUnixMs()), vm: ev.GetVm(), mac: ev.GetMac(), text: strings.Join(parts, " ")})
+		evs = append(evs, vflagdEvent{at: time.UnixMilli(ev.GetAtUnixMs()), vm: ev.GetVm(), mac: ev.GetMac(), text: ev.Summary()})
 	}
 	return evs, sc.Err()
 }
@@ -999,15 +981,8 @@ func WriteLibvirtText(w io.Writer, run *LibvirtRun) error {
 // LibvirtPull on it, prints the summary and writes the results to
 // resultsDir.
 func DemoLibvirt(ctx context.Context, cfg testenv.Config, resultsDir string, out io.Writer) (err error) {
-	tb, err := testenv.New(cfg)
+	tb, boot, err := bootTestbed(ctx, cfg, LibvirtHostSpec("kvm1"))
 	if err != nil {
-		return err
-	}
-	if err := tb.AddHost(LibvirtHostSpec("kvm1")); err != nil {
-		return err
-	}
-	t0 := time.Now()
-	if err := tb.Start(ctx); err != nil {
 		return err
 	}
 	defer func() {
@@ -1015,7 +990,7 @@ func DemoLibvirt(ctx context.Context, cfg testenv.Config, resultsDir string, out
 			err = cerr
 		}
 	}()
-	fmt.Fprintf(out, "\ntestbed up: kvm1 (libvirt flavour) booted and provisioned in %.1f s\n", time.Since(t0).Seconds())
+	fmt.Fprintf(out, "\ntestbed up: kvm1 (libvirt flavour) booted and provisioned in %.1f s\n", boot.Seconds())
 	t1 := time.Now()
 	run, err := RunLibvirtPull(ctx, tb, LibvirtOptions{Progress: func(format string, args ...any) {
 		fmt.Fprintf(out, "  "+format+"\n", args...)
