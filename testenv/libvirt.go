@@ -28,7 +28,9 @@ const (
 	// FlavourLibvirt boots a Debian root disk with QEMU 10 and libvirt 11
 	// (libvirtd and virtlogd running, QEMU's capabilities already probed),
 	// an emulated IOMMU so VFs can go to vfio-pci, and a small kernel and
-	// initramfs for nested guests (DefineNested, NestedExec).
+	// initramfs for nested guests (DefineNested, NestedExec). libvirtd
+	// also listens on its bond0 address, so nested guests can migrate
+	// between such hosts (MigrateNested).
 	FlavourLibvirt Flavour = "libvirt"
 )
 
@@ -87,7 +89,7 @@ func (tb *Testbed) buildImages(ctx context.Context, agent string, files []image.
 					{Guest: NestedKernel, Host: kernel.Vmlinuz},
 					{Guest: NestedInitrd, Host: nested},
 				}, files...),
-				Start: []string{"virtlogd -d", "libvirtd -d"},
+				Start: []string{"virtlogd -d", libvirtdListenConf, libvirtdStart},
 				Root:  &image.RootDisk{Device: "/dev/vda", FSType: "ext4"},
 			}.Build(ctx, tb.cfg.CacheDir, tb.log)
 			if err != nil {
@@ -106,6 +108,17 @@ func (tb *Testbed) buildImages(ctx context.Context, agent string, files []image.
 	}
 	return imgs, nil
 }
+
+// libvirtdListenConf lets libvirtd take connections on TCP port 16509
+// without authentication, for virsh migrate between the testbed's hosts
+// (MigrateNested): their addresses exist only in the testbed's own
+// namespaces. The root disk is a snapshot, so each boot appends to the
+// image's file afresh.
+const libvirtdListenConf = `printf '%s\n' 'listen_tls = 0' 'listen_tcp = 1' 'auth_tcp = "none"' >> /etc/libvirt/libvirtd.conf`
+
+// libvirtdStart starts libvirtd as a libvirt-flavour host runs it: a
+// daemon, listening on TCP as libvirtdListenConf says.
+const libvirtdStart = "libvirtd -d --listen"
 
 // libvirtOnly are the project binaries only libvirt-flavour hosts get:
 // vflag-hook, for tests to install as /etc/libvirt/hooks/qemu.d/vflag.
@@ -331,7 +344,7 @@ func (tb *Testbed) RestartLibvirtd(ctx context.Context, hostName string) error {
 	if err != nil {
 		return err
 	}
-	const script = `pid=$(cat /run/libvirtd.pid 2>/dev/null || pidof libvirtd)
+	script := `pid=$(cat /run/libvirtd.pid 2>/dev/null || pidof libvirtd)
 if [ -n "$pid" ]; then
 	kill $pid
 	i=0
@@ -341,12 +354,44 @@ if [ -n "$pid" ]; then
 		sleep 0.1
 	done
 fi
-libvirtd -d
-`
+` + libvirtdStart + "\n"
 	if _, err := tb.MustExec(ctx, hostName, script); err != nil {
 		return fmt.Errorf("restart libvirtd on %s: %w", hostName, err)
 	}
 	return h.waitLibvirt(ctx)
+}
+
+// MigrateNested live-migrates a nested guest from one libvirt-flavour host
+// to another as an operator would: virsh migrate --live --persistent
+// --undefinesource in the source, to qemu+tcp:// at the destination's
+// bond0 address, with QEMU's memory stream to that address too. It
+// returns virsh's output; a failed migration is an error carrying virsh's
+// message. timeout bounds the whole migration (TCG inside TCG: budget a
+// minute for a 192 MiB guest).
+func (tb *Testbed) MigrateNested(ctx context.Context, guest, from, to string, timeout time.Duration) (string, error) {
+	src, err := tb.libvirtHost(from)
+	if err != nil {
+		return "", err
+	}
+	dst, err := tb.libvirtHost(to)
+	if err != nil {
+		return "", err
+	}
+	if !nestedNameRE.MatchString(guest) {
+		return "", fmt.Errorf("nested guest name %q: want a lower-case letter then up to 31 letters, digits or dashes", guest)
+	}
+	addr := dst.addr()
+	cmd := fmt.Sprintf("virsh -c qemu:///system migrate --live --persistent --undefinesource --verbose %s qemu+tcp://%s/system --migrateuri tcp://%s",
+		guest, addr, addr)
+	res, err := src.exec(ctx, cmd, timeout)
+	if err != nil {
+		return "", fmt.Errorf("migrate %s from %s to %s: %w", guest, from, to, err)
+	}
+	out := strings.TrimSpace(string(res.Stdout) + " " + string(res.Stderr))
+	if res.ExitCode != 0 {
+		return out, fmt.Errorf("migrate %s from %s to %s: virsh exited %d: %s", guest, from, to, res.ExitCode, out)
+	}
+	return out, nil
 }
 
 // DefineNested writes the guest's domain XML into the host and defines it
