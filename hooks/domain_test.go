@@ -92,6 +92,12 @@ func TestParseCorpus(t *testing.T) {
 		file: "failover-pair.xml",
 		want: "1 vf 0000:01:10.3 mac 52:54:00:fa:11:01 vlan 0 bond bond0 mode failover by metadata standby ua-standby0\n",
 	}, {
+		// The mode comes from <teaming>, even where the hook's default
+		// mode is another.
+		file: "failover-pair-metadata-no-mode.xml",
+		mode: vfmgr.ModeHotswap,
+		want: "1 vf 0000:01:10.3 mac 52:54:00:fa:11:01 vlan 0 bond bond0 mode failover by metadata standby ua-standby0\n",
+	}, {
 		file: "failover-pool-direct.xml",
 		mode: vfmgr.ModeHotswap,
 		want: "1 network vflag-bond0 mac 52:54:00:fa:22:02 vlan 0 bond bond0 mode failover by network standby ua-backup\n",

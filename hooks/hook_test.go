@@ -379,6 +379,25 @@ func TestHookRewrites(t *testing.T) {
 	}
 }
 
+// TestHookMigratesTeamedVF checks the migrate hook on a failover pair whose
+// metadata names the MAC without a mode (the testbed's migrated guest):
+// vflagd is asked for any VF of this host in mode failover, which
+// <teaming> gives, and the XML gets its address.
+func TestHookMigratesTeamedVF(t *testing.T) {
+	in := readTestdata(t, "failover-pair-metadata-no-mode.xml")
+	f := &fakeVflagd{next: "0000:02:10.4"}
+	var out bytes.Buffer
+	h := &Hook{Config: Config{}.withDefaults(), Dial: func() (Client, error) { return f, nil }, PCI: fakePCI{}, Stdout: &out}
+	if err := h.Run(context.Background(), []string{"ha-app", "migrate", "begin", "-"}, in); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	diff(t, "vflagd calls", lines(f.calls), "attach ha-app 52:54:00:fa:11:01 vlan 0 bond bond0 pci  mode failover\n")
+	want := "<address type='pci' domain='0x0000' bus='0x02' slot='0x10' function='0x4'/>"
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "<teaming type='transient' persistent='ua-standby0'/>") {
+		t.Errorf("rewritten XML lacks %s or the teaming element:\n%s", want, out.String())
+	}
+}
+
 // TestHookRollsBack checks that a run that fails half-way releases what it
 // attached: a migration that does not happen leaves no VF held.
 func TestHookRollsBack(t *testing.T) {
