@@ -3,6 +3,7 @@ package scenario
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vflag/vflag/testenv"
 )
@@ -35,5 +36,26 @@ func TestLibvirtDomainVFs(t *testing.T) {
 	leaked := leaks(vfs, map[string]string{"0000:02:10.0": "vm-failover"}, nil)
 	if len(leaked) != 1 || !strings.Contains(leaked[0], "0000:01:10.0 (pf0 vf 0) is on vfio-pci but no domain holds it") {
 		t.Errorf("leaks = %q, want VF 0000:01:10.0 alone", leaked)
+	}
+}
+
+// TestPrimaryRegistered checks the reading of the guest's kernel log for
+// when net_failover took the VF: dated back from the guest's uptime, and
+// nothing for an unregistration or no line.
+func TestPrimaryRegistered(t *testing.T) {
+	answered := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+	out := "igbvf\nuptime 200.50\n[  190.704605] virtio_net virtio0 eth0: failover primary slave:eth2 registered\n"
+	want := answered.Add(-9795395 * time.Microsecond)
+	if got := primaryRegistered(out, answered); got.Sub(want).Abs() > time.Microsecond {
+		t.Errorf("primaryRegistered = %v, want %v", got, want)
+	}
+	for _, out := range []string{
+		"uptime 200.50\n[  150.1] virtio_net virtio0 eth0: failover primary slave:eth2 unregistered\n",
+		"igbvf\nuptime 200.50\n",
+		"igbvf\n[  190.7] virtio_net virtio0 eth0: failover primary slave:eth2 registered\n",
+	} {
+		if got := primaryRegistered(out, answered); !got.IsZero() {
+			t.Errorf("primaryRegistered(%q) = %v, want none", out, got)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +25,14 @@ const libvirtGapBound = 90 * time.Second
 // because vflagd re-homes their VFs: afterwards vflag vms and virsh
 // dumpxml show each on a VF of the surviving PF with the same MAC, the
 // baseline's adopted VFs stayed where they were, and no VF leaked.
+//
+// Then the failover guest, still pinged, is live-migrated with virsh to a
+// second host (each guest boots once: TCG inside TCG): there the migrate
+// hook has given it a VF of that host's active PF, QEMU has plugged it
+// in, vflag vms lists it there and no longer in the first host, and
+// neither host leaked a VF.
 func TestLibvirtPull(t *testing.T) {
-	tb := testenv.ForTest(t, LibvirtHostSpec("kvm1"))
+	tb := testenv.ForTest(t, LibvirtHostSpec("kvm1"), LibvirtHostSpec("kvm2"))
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	ready, _ := tb.ReadyAfter("kvm1")
@@ -34,18 +41,20 @@ func TestLibvirtPull(t *testing.T) {
 		if !t.Failed() {
 			return
 		}
-		res, err := tb.Exec(context.Background(), "kvm1", `echo "== vflagd.log"; tail -n 80 /tmp/vflagd.log
+		for _, h := range tb.Hosts() {
+			res, err := tb.Exec(context.Background(), h, `echo "== vflagd.log"; tail -n 80 /tmp/vflagd.log
 echo "== vflag events"; tail -n 40 `+eventsLog+`
 echo "== syslog (the hook)"; tail -n 20 /tmp/syslog.log 2>/dev/null
 for f in /var/log/libvirt/qemu/*.log; do echo "== $f"; tail -n 15 "$f"; done
 echo "== virsh list"; virsh -c qemu:///system list --all
 echo "== ip link"; ip link show pf0; ip link show pf1`)
-		if err == nil {
-			t.Logf("kvm1 at the failure:\n%s%s", res.Stdout, res.Stderr)
+			if err == nil {
+				t.Logf("%s at the failure:\n%s%s", h, res.Stdout, res.Stderr)
+			}
 		}
 	})
 
-	run, err := RunLibvirtPull(ctx, tb, LibvirtOptions{Progress: t.Logf})
+	run, err := RunLibvirtPull(ctx, tb, LibvirtOptions{MigrateTo: "kvm2", Progress: t.Logf})
 	if run != nil {
 		for _, p := range run.Phases {
 			t.Logf("phase %-50s %7.1f s", p.Name, p.Seconds)
@@ -55,6 +64,13 @@ echo "== ip link"; ip link show pf0; ip link show pf1`)
 		}
 	}
 	if err != nil {
+		if run != nil && len(run.Results) > 0 {
+			// What the pull showed, for the diagnosis.
+			var text strings.Builder
+			if WriteLibvirtText(&text, run) == nil {
+				t.Log("\n" + text.String())
+			}
+		}
 		t.Fatal(err)
 	}
 	if _, err := WriteLibvirtResults(t.ArtifactDir(), run); err != nil {
@@ -131,5 +147,43 @@ echo "== ip link"; ip link show pf0; ip link show pf1`)
 	}
 	if run.UsedAfter != len(run.VMsAfter) {
 		t.Errorf("vflag status counts %d VFs in use, vflag vms lists %d", run.UsedAfter, len(run.VMsAfter))
+	}
+	checkMigration(t, run.Migration)
+}
+
+// checkMigration asserts what a user sees after virsh migrate of the
+// failover guest.
+func checkMigration(t *testing.T, m *LibvirtMigration) {
+	t.Helper()
+	if m == nil {
+		t.Fatal("no migration result")
+	}
+	t.Logf("migration: virsh %.1f s, VF back %.1f s later; %s on %s at the end:\n%s", m.Seconds, m.VFBackSeconds, m.Guest, m.To, m.GuestAfter)
+	s := m.Summary()
+	switch {
+	case s.Sent == 0 || s.Lost == s.Sent:
+		t.Errorf("%s: %d probes sent, %d lost across the migration: never reachable", m.Guest, s.Sent, s.Lost)
+	case !s.Recovered:
+		t.Errorf("%s: not reachable after the migration (%d of %d probes lost)", m.Guest, s.Lost, s.Sent)
+	case time.Duration(s.GapMs*float64(time.Millisecond)) > libvirtGapBound:
+		t.Errorf("%s: unreachable for %.1f s across the migration, want at most %v", m.Guest, s.GapMs/1000, libvirtGapBound)
+	}
+	if m.Note != "" {
+		t.Errorf("the guest has no VF on %s: %s", m.To, m.Note)
+	}
+	if len(m.After) != 1 || m.After[0].MAC != m.MAC || !strings.HasPrefix(m.After[0].PFVF, m.ToActive+" ") || m.After[0].Teaming != "transient" {
+		t.Errorf("%s: virsh dumpxml on %s shows VFs %v, want one with MAC %s on a VF of %s (the active PF there), teaming transient",
+			m.Guest, m.To, m.After, m.MAC, m.ToActive)
+	} else if len(m.VflagVMsTo) != 1 || !strings.Contains(m.VflagVMsTo[0], "("+m.After[0].VF+")") {
+		t.Errorf("%s: vflag vms on %s shows %v, want it on %s", m.Guest, m.To, m.VflagVMsTo, m.After[0].VF)
+	}
+	if len(m.VflagVMsFrom) != 0 {
+		t.Errorf("%s: vflag vms on %s still shows %v after it left", m.Guest, m.From, m.VflagVMsFrom)
+	}
+	if slices.Contains(m.FromDomains, m.Guest) {
+		t.Errorf("%s: still a domain of %s after virsh migrate --undefinesource: %v", m.Guest, m.From, m.FromDomains)
+	}
+	if l := append(slices.Clone(m.LeaksFrom), m.LeaksTo...); len(l) > 0 {
+		t.Errorf("VFs leaked after the migration:\n  %s", strings.Join(l, "\n  "))
 	}
 }

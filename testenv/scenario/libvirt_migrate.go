@@ -1,0 +1,287 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vflag/vflag/testenv"
+	"github.com/vflag/vflag/testenv/probe"
+)
+
+// LibvirtMigrate is the variant of LibvirtPull's results that is the
+// failover guest's live migration, after the pull, to a second
+// libvirt-flavour host (LibvirtOptions.MigrateTo).
+const LibvirtMigrate = "migrate"
+
+// migrateWait bounds virsh migrate, and then the wait for the guest's VF
+// on the destination: TCG inside TCG.
+const migrateWait = 5 * time.Minute
+
+// LibvirtMigration is what the failover guest's migration showed; its
+// JSON is the probe report of the client's pings across it plus what
+// virsh, vflagd on both hosts and the guest said.
+type LibvirtMigration struct {
+	probe.Report
+	// Guest is the libvirt domain, From and To the hosts.
+	Guest string `json:"guest"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	// Addr is the address the client pings; MAC the guest's.
+	Addr string `json:"addr"`
+	MAC  string `json:"mac"`
+	// Virsh is virsh migrate's output; Seconds how long it ran.
+	Virsh   string  `json:"virsh"`
+	Seconds float64 `json:"seconds"`
+	// VFBackSeconds is how long after virsh returned net_failover in the
+	// guest registered its VF again (QEMU on the destination plugs the
+	// teamed VF in), by the guest's kernel log; -1 when the guest had no
+	// VF within the wait (see Note).
+	VFBackSeconds float64 `json:"vf_back_seconds"`
+	// Note says why the VF did not come back, with what the guest and
+	// QEMU showed.
+	Note string `json:"note,omitempty"`
+	// ToActive is the destination bond's active port.
+	ToActive string `json:"to_active"`
+	// Before is the VF in the source's live XML; After in the
+	// destination's, as the migrate hook rewrote it.
+	Before []LibvirtNIC `json:"vfs_before"`
+	After  []LibvirtNIC `json:"vfs_after"`
+	// FromDomains is virsh list --all --name in the source afterwards.
+	FromDomains []string `json:"from_domains"`
+	// VflagVMsFrom and VflagVMsTo are the guest's lines of vflag vms in
+	// each host afterwards.
+	VflagVMsFrom []string `json:"vflag_vms_from"`
+	VflagVMsTo   []string `json:"vflag_vms_to"`
+	// LeaksFrom and LeaksTo are each host's leaks (see leaks).
+	LeaksFrom []string `json:"leaks_from"`
+	LeaksTo   []string `json:"leaks_to"`
+	// VflagdEvents are both vflagds' events naming the guest, host first,
+	// relative to the start of virsh migrate.
+	VflagdEvents []string `json:"vflagd_events"`
+	// GuestAfter is the guest's own view of its network at the end.
+	GuestAfter string `json:"guest_after"`
+
+	// Timeline is the probes and marks the report is made of.
+	Timeline probe.Timeline `json:"-"`
+}
+
+// Summary is the summary of the migration's timeline.
+func (m LibvirtMigration) Summary() probe.Summary { return m.Timeline.Summarize() }
+
+// migrateGuest live-migrates the failover guest g from host from to host
+// to with virsh, the client pinging it from a few seconds before until a
+// few seconds after it has its VF again on to, and reads what both hosts
+// and the guest show afterwards. vflagd and the hook run in both hosts.
+func migrateGuest(ctx context.Context, tb *testenv.Testbed, g *l2, from, to string, opts LibvirtOptions) (*LibvirtMigration, error) {
+	m := &LibvirtMigration{Guest: g.name, From: from, To: to, Addr: g.addr.String(), MAC: g.macs[0].String(), VFBackSeconds: -1}
+	fromVFs, err := hostVFs(ctx, tb, from)
+	if err != nil {
+		return m, err
+	}
+	x, err := tb.Virsh(ctx, from, "dumpxml", g.name)
+	if err != nil {
+		return m, err
+	}
+	if m.Before, err = domainVFs(x, fromVFs); err != nil {
+		return m, fmt.Errorf("%s on %s: %w", g.name, from, err)
+	}
+	if m.ToActive, _, err = bondPorts(ctx, tb, to); err != nil {
+		return m, err
+	}
+	offsets := map[string]time.Duration{}
+	for _, h := range []string{from, to} {
+		if offsets[h], err = clockOffset(ctx, tb, h); err != nil {
+			return m, err
+		}
+	}
+
+	fdb, err := probe.FDBWatcher{Netns: tb.FabricNetns(), MACs: g.macs}.Start(ctx)
+	if err != nil {
+		return m, err
+	}
+	defer fdb.Stop()
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var samples []probe.Sample
+	var pg errgroup.Group
+	pg.Go(func() error {
+		s, err := (&probe.Pinger{Netns: tb.ClientNetns(), Target: g.addr, Interval: opts.Interval, Timeout: 2 * time.Second}).Run(pctx)
+		samples = s
+		return err
+	})
+	var t0, t1, back time.Time
+	migErr := func() error {
+		if err := sleep(ctx, opts.Before); err != nil {
+			return err
+		}
+		t0 = time.Now()
+		out, err := tb.MigrateNested(ctx, g.name, from, to, migrateWait)
+		t1 = time.Now()
+		m.Virsh, m.Seconds = lastLine(out), t1.Sub(t0).Round(100*time.Millisecond).Seconds()
+		if err != nil {
+			x, _ := tb.Virsh(context.WithoutCancel(ctx), from, "dumpxml", g.name)
+			return fmt.Errorf("%w\nthe domain on %s:\n%s", err, from, x)
+		}
+		if m.Note, back, err = g.waitTeamedVF(ctx, tb, to, migrateWait); err != nil {
+			return err
+		}
+		if m.Note == "" && back.IsZero() {
+			m.Note = "the guest has its VF, but its kernel log has no registration of it by net_failover"
+		}
+		if !back.IsZero() {
+			m.VFBackSeconds = back.Sub(t1).Round(100 * time.Millisecond).Seconds()
+		}
+		return sleep(ctx, opts.Before)
+	}()
+	stop()
+	if err := pg.Wait(); err != nil {
+		return m, fmt.Errorf("probe: %w", err)
+	}
+	if migErr != nil {
+		return m, migErr
+	}
+	if err := fdb.Stop(); err != nil {
+		return m, fmt.Errorf("watch FDB: %w", err)
+	}
+
+	// What each host and the guest show.
+	toVFs, err := hostVFs(ctx, tb, to)
+	if err != nil {
+		return m, err
+	}
+	if x, err = tb.Virsh(ctx, to, "dumpxml", g.name); err != nil {
+		return m, err
+	}
+	if m.After, err = domainVFs(x, toVFs); err != nil {
+		return m, fmt.Errorf("%s on %s: %w", g.name, to, err)
+	}
+	out, err := tb.Virsh(ctx, from, "list", "--all", "--name")
+	if err != nil {
+		return m, err
+	}
+	m.FromDomains = nonEmptyLines(out)
+	if m.VflagVMsFrom, m.LeaksFrom, err = hostState(ctx, tb, from, g.name); err != nil {
+		return m, err
+	}
+	if m.VflagVMsTo, m.LeaksTo, err = hostState(ctx, tb, to, g.name); err != nil {
+		return m, err
+	}
+	if out, err := g.view(ctx, tb, to); err == nil {
+		m.GuestAfter = strings.TrimSpace(out)
+	} else {
+		m.GuestAfter = "unavailable: " + err.Error()
+	}
+
+	tl := probe.Timeline{
+		Scenario: LibvirtPull, Variant: LibvirtMigrate, Interval: opts.Interval,
+		Fault: t0, FaultLabel: fmt.Sprintf("virsh migrate --live %s %s -> %s", g.name, from, to), Samples: samples,
+		Marks: []probe.Mark{{Time: t1, Label: "virsh migrate returned"}},
+	}
+	if !back.IsZero() {
+		tl.Marks = append(tl.Marks, probe.Mark{Time: back, Label: "net_failover in the guest registers the VF"})
+	}
+	tl.FDB = fdb.Events()
+	for _, h := range []string{from, to} {
+		events, err := readEvents(ctx, tb, h)
+		if err != nil {
+			return m, err
+		}
+		for _, ev := range events {
+			at := ev.at.Add(-offsets[h])
+			if ev.vm != g.name || at.Before(t0.Add(-opts.Before)) {
+				continue
+			}
+			tl.Marks = append(tl.Marks, probe.Mark{Time: at, Label: "vflagd@" + h + " " + ev.text})
+			m.VflagdEvents = append(m.VflagdEvents, fmt.Sprintf("%s %+.1f ms %s", h, msSince(t0, at), ev.text))
+		}
+	}
+	slices.SortFunc(tl.Marks, func(a, b probe.Mark) int { return a.Time.Compare(b.Time) })
+	m.Timeline = tl
+	m.Report = probe.NewReport(tl)
+	return m, nil
+}
+
+// hostState is a guest's lines of vflag vms in a host, and the host's
+// leaks: VFs on vfio-pci that none of its domains holds, and vflagd
+// records of VFs their domain does not hold.
+func hostState(ctx context.Context, tb *testenv.Testbed, h, guest string) (lines, leaked []string, err error) {
+	vms, err := vflagVMs(ctx, tb, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, v := range vms {
+		if v.GetVm() == guest {
+			lines = append(lines, vmLine(v))
+		}
+	}
+	vfs, err := hostVFs(ctx, tb, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := tb.Virsh(ctx, h, "list", "--name")
+	if err != nil {
+		return nil, nil, err
+	}
+	held := map[string]string{}
+	for _, d := range nonEmptyLines(out) {
+		x, err := tb.Virsh(ctx, h, "dumpxml", d)
+		if err != nil {
+			return nil, nil, err
+		}
+		nics, err := domainVFs(x, vfs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s on %s: %w", d, h, err)
+		}
+		for _, n := range nics {
+			held[n.VF] = d
+		}
+	}
+	for _, l := range leaks(vfs, held, vms) {
+		leaked = append(leaked, h+": "+l)
+	}
+	return lines, leaked, nil
+}
+
+// lastLine is the last line of virsh's output, whose --verbose progress
+// is carriage returns.
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexAny(s, "\r\n"); i >= 0 {
+		return strings.TrimSpace(s[i+1:])
+	}
+	return s
+}
+
+// writeMigration writes the migration's part of the text summary.
+func writeMigration(b *strings.Builder, m *LibvirtMigration) {
+	s := m.Summary()
+	fmt.Fprintf(b, "\nmigration of %s from %s to %s after the pull (virsh migrate --live):\n", m.Guest, m.From, m.To)
+	back := "never (see the note)"
+	if m.VFBackSeconds >= 0 {
+		back = fmt.Sprintf("%.1f s after", m.VFBackSeconds)
+	}
+	fmt.Fprintf(b, "  virsh ran %.1f s (%s); the guest had its VF again %s\n", m.Seconds, m.Virsh, back)
+	fmt.Fprintf(b, "  longest gap %.1f s, %d of %d probes lost\n", s.GapMs/1000, s.Lost, s.Sent)
+	for _, n := range m.Before {
+		fmt.Fprintf(b, "  before %s: %s\n", m.From, n)
+	}
+	for _, n := range m.After {
+		fmt.Fprintf(b, "  after  %s: %s (%s active: %s)\n", m.To, n, m.To, m.ToActive)
+	}
+	fmt.Fprintf(b, "  vflag vms on %s: %s; on %s: %s\n", m.From, orWhat(strings.Join(m.VflagVMsFrom, "; "), "nothing of "+m.Guest, "%s"),
+		m.To, orWhat(strings.Join(m.VflagVMsTo, "; "), "nothing of "+m.Guest, "%s"))
+	fmt.Fprintf(b, "  domains left on %s: %s; leaks: %s\n", m.From, orWhat(strings.Join(m.FromDomains, ", "), "none", "%s"),
+		orWhat(strings.Join(append(slices.Clone(m.LeaksFrom), m.LeaksTo...), "; "), "none", "%s"))
+	b.WriteString("  vflagd events (ms relative to virsh migrate):\n")
+	for _, e := range m.VflagdEvents {
+		fmt.Fprintf(b, "    %s\n", e)
+	}
+	if m.Note != "" {
+		fmt.Fprintf(b, "  note: %s\n", m.Note)
+	}
+}
