@@ -75,7 +75,7 @@ lint: tools ## gofumpt, go vet, golangci-lint, go mod tidy and generated-code ch
 
 test: setup build lint ## everything: lint, unit, privileged and testbed tiers (as root)
 	@mkdir -p $(RESULTS)/artifacts
-	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 30m -artifacts -outputdir $(RESULTS)/artifacts ./...
+	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 40m -artifacts -outputdir $(RESULTS)/artifacts ./...
 
 unit: ## the unit tier only (no root needed; privileged and testbed tests skip)
 	$(GO) test -count=1 -race -short ./...
@@ -85,15 +85,15 @@ e2e: setup build ## the testbed tier only
 	$(TEST_ENV) $(GO) test -count=1 -p 1 -timeout 20m -artifacts -outputdir $(RESULTS)/artifacts -v \
 		-run 'TestTestbed|TestInterrupted|TestCablePull|TestVflagdOnIgb|TestBalanceOnIgb|TestRDMAPull|TestBackendsOnIgb|TestDoctorInTestbed|TestLibvirt|TestHookUnderLibvirt' ./testenv/... ./vfmgr/... ./firmware/... ./doctor/... ./hooks/...
 
-test-libvirt-pull: setup build ## only the L2 guests' cable pull under real libvirt (about 11 min; part of make test)
+test-libvirt-pull: setup build ## only the L2 guests' cable pull and migration under real libvirt (about 25 min; part of make test)
 	@mkdir -p $(RESULTS)/artifacts
-	$(TEST_ENV) $(GO) test -count=1 -timeout 30m -artifacts -outputdir $(RESULTS)/artifacts -v \
+	$(TEST_ENV) $(GO) test -count=1 -timeout 40m -artifacts -outputdir $(RESULTS)/artifacts -v \
 		-run 'TestLibvirtPull$$' ./testenv/scenario/
 
 demo: setup build ## the main job: boot the testbed, pull a cable, print and save the timelines
 	$(BIN)/vflag-testbed demo --results $(RESULTS)
 
-demo-libvirt: setup build ## the demo, then L2 guests under real libvirt through a pull (about 11 min more)
+demo-libvirt: setup build ## the demo, then L2 guests under real libvirt through a pull and a migration (about 25 min more)
 	$(BIN)/vflag-testbed demo --libvirt --results $(RESULTS)
 
 bench: build ## benchmarks (as root: some send on veths); results in results/bench.json and results/bench.txt

@@ -248,8 +248,9 @@ func New(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 
 With --libvirt, the libvirt scenario follows on a second testbed: two L2
 guests under a real libvirtd (net_failover and hot-swap) and a guest bond as
-the baseline, through the same kind of pull. TCG inside TCG makes it slow: about
-11 minutes on two cores.`,
+the baseline, through the same kind of pull; then the net_failover guest is
+live-migrated with virsh to a second libvirt host. TCG inside TCG makes it
+slow: about 25 minutes on two cores.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := cfg()
@@ -266,7 +267,7 @@ the baseline, through the same kind of pull. TCG inside TCG makes it slow: about
 		},
 	}
 	demo.Flags().StringVar(&results, "results", "results", "directory for the timeline JSON and picture")
-	demo.Flags().BoolVar(&withLibvirt, "libvirt", false, "also run the libvirt L2 guests scenario (about 11 minutes)")
+	demo.Flags().BoolVar(&withLibvirt, "libvirt", false, "also run the libvirt L2 guests scenario, pull and migration (about 25 minutes)")
 
 	root.AddCommand(up, down, status, pull, plug, execCmd, console, pause, resume, demo)
 	return root

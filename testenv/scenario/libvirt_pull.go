@@ -295,9 +295,9 @@ func RunLibvirtPull(ctx context.Context, tb *testenv.Testbed, opts LibvirtOption
 		}
 	}
 	if opts.MigrateTo != "" {
-		// The migration's destination sleeps until the migration: an idle
-		// TCG host still took about a sixth of a core, and the L2 guests
-		// booted up to 45% slower beside it (2026-11-22).
+		// The migration's destination sleeps until the migration: idle
+		// under TCG it still took about a sixth of a core (1 min 40 s of
+		// CPU in 10 min, 2026-11-22), which the L2 guests' boots need.
 		if err := tb.Pause(ctx, opts.MigrateTo); err != nil {
 			return run, fmt.Errorf("pause %s until the migration: %w", opts.MigrateTo, err)
 		}
@@ -657,67 +657,32 @@ ip link set $m up
 	}
 	// The measurement starts with traffic on the VF: wait until QEMU has
 	// plugged it in (once virtio_net accepted the standby feature).
-	note, _, err = g.waitTeamedVF(ctx, tb, h, 3*time.Minute)
-	return note, err
+	return g.waitTeamedVF(ctx, tb, h, 3*time.Minute)
 }
 
 // waitTeamedVF waits until the failover guest has its VF (igbvf bound to a
 // NIC with its MAC): QEMU plugs the teamed VF in once the guest's
-// virtio_net has accepted the standby feature, and again on the host a
-// migration brought it to. plugged is when net_failover registered it,
-// by the guest's kernel log, on this machine's clock. Not within wait is
-// no error but a note carrying what the guest and QEMU show.
-func (g *l2) waitTeamedVF(ctx context.Context, tb *testenv.Testbed, h string, wait time.Duration) (note string, plugged time.Time, err error) {
+// virtio_net has accepted the standby feature. Not within wait is no
+// error but a note carrying what the guest and QEMU show.
+func (g *l2) waitTeamedVF(ctx context.Context, tb *testenv.Testbed, h string, wait time.Duration) (note string, err error) {
 	deadline := time.Now().Add(wait)
 	for {
-		// Short attempts: right after a migration the guest's agent read
-		// nothing for 30 to 45 s (2026-11-22), and a request it never
-		// reads must not use up the wait.
-		res, err := tb.NestedExec(ctx, h, g.name, fmt.Sprintf(`for d in /sys/class/net/*; do
+		out, err := tb.NestedMustExec(ctx, h, g.name, fmt.Sprintf(`for d in /sys/class/net/*; do
 	[ "$(cat $d/address)" = %s ] && [ -e $d/device/driver ] && basename $(readlink $d/device/driver)
-done
-read up idle < /proc/uptime; echo "uptime $up"
-dmesg | grep 'failover primary slave' | tail -n 1
-true`, g.macs[0]), 20*time.Second)
-		answered := time.Now()
-		out := string(res.Stdout)
+done; true`, g.macs[0]))
 		if err == nil && strings.Contains(out, "igbvf") {
-			return "", primaryRegistered(out, answered), nil
+			return "", nil
 		}
 		if time.Now().After(deadline) {
 			dmesg, _ := tb.NestedMustExec(ctx, h, g.name, "dmesg | grep -iE 'pci|failover|virtio|igbvf' | tail -n 25")
 			qemu, _ := tb.MustExec(ctx, h, "tail -n 5 /var/log/libvirt/qemu/"+g.name+".log; virsh -c qemu:///system qemu-monitor-command "+g.name+" --hmp 'info pci' | grep -iE 'bus|ethernet|id \"' | head -n 30")
 			return fmt.Sprintf("%s on %s: QEMU did not plug the teamed VF in within %v: NICs with MAC %s have drivers %q (last check: %v)\nguest dmesg:\n%s\nQEMU:\n%s",
-				g.name, h, wait, g.macs[0], out, err, dmesg, qemu), time.Time{}, nil
+				g.name, h, wait, g.macs[0], out, err, dmesg, qemu), nil
 		}
 		if err := sleep(ctx, 2*time.Second); err != nil {
-			return "", time.Time{}, err
+			return "", err
 		}
 	}
-}
-
-// primaryRegistered reads waitTeamedVF's output: when net_failover last
-// registered a primary, as the guest's uptime and kernel log date it,
-// answered being when the output came back; zero when the last such line
-// is an unregistration or there is none.
-func primaryRegistered(out string, answered time.Time) time.Time {
-	var up, at float64
-	var registered bool
-	for _, l := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(l, "uptime "); ok {
-			up, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-		if strings.Contains(l, "failover primary slave") && strings.HasPrefix(l, "[") {
-			registered = strings.HasSuffix(strings.TrimSpace(l), " registered")
-			if i := strings.Index(l, "]"); i > 0 {
-				at, _ = strconv.ParseFloat(strings.TrimSpace(l[1:i]), 64)
-			}
-		}
-	}
-	if !registered || up == 0 || at == 0 || at > up {
-		return time.Time{}
-	}
-	return answered.Add(-time.Duration((up - at) * float64(time.Second)))
 }
 
 // guestViewScript prints a guest's view of its network.

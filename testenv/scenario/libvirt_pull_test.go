@@ -3,7 +3,6 @@ package scenario
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vflag/vflag/testenv"
 )
@@ -39,23 +38,16 @@ func TestLibvirtDomainVFs(t *testing.T) {
 	}
 }
 
-// TestPrimaryRegistered checks the reading of the guest's kernel log for
-// when net_failover took the VF: dated back from the guest's uptime, and
-// nothing for an unregistration or no line.
-func TestPrimaryRegistered(t *testing.T) {
-	answered := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
-	out := "igbvf\nuptime 200.50\n[  190.704605] virtio_net virtio0 eth0: failover primary slave:eth2 registered\n"
-	want := answered.Add(-9795395 * time.Microsecond)
-	if got := primaryRegistered(out, answered); got.Sub(want).Abs() > time.Microsecond {
-		t.Errorf("primaryRegistered = %v, want %v", got, want)
+// TestPCIHasDevice checks the reading of QMP query-pci: a device behind a
+// root port counts, a device of another id does not.
+func TestPCIHasDevice(t *testing.T) {
+	answer := `{"return":[{"bus":0,"devices":[{"bus":0,"slot":0,"qdev_id":""},
+{"bus":0,"slot":1,"qdev_id":"pci.4","pci_bridge":{"bus":{"number":4},"devices":[{"bus":4,"slot":0,"qdev_id":"hostdev0"}]}},
+{"bus":0,"slot":2,"qdev_id":"pci.1","pci_bridge":{"bus":{"number":1},"devices":[{"bus":1,"slot":0,"qdev_id":"ua-standby0"}]}}]}],"id":"libvirt-1"}`
+	if !pciHasDevice(answer, "hostdev0") {
+		t.Error("hostdev0 behind pci.4 not found")
 	}
-	for _, out := range []string{
-		"uptime 200.50\n[  150.1] virtio_net virtio0 eth0: failover primary slave:eth2 unregistered\n",
-		"igbvf\nuptime 200.50\n",
-		"igbvf\n[  190.7] virtio_net virtio0 eth0: failover primary slave:eth2 registered\n",
-	} {
-		if got := primaryRegistered(out, answered); !got.IsZero() {
-			t.Errorf("primaryRegistered(%q) = %v, want none", out, got)
-		}
+	if pciHasDevice(answer, "hostdev1") || pciHasDevice("not json", "hostdev0") {
+		t.Error("found a device that is not there")
 	}
 }

@@ -33,7 +33,7 @@ const libvirtGapBound = 90 * time.Second
 // neither host leaked a VF.
 func TestLibvirtPull(t *testing.T) {
 	tb := testenv.ForTest(t, LibvirtHostSpec("kvm1"), LibvirtHostSpec("kvm2"))
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
 	defer cancel()
 	ready, _ := tb.ReadyAfter("kvm1")
 	t.Logf("kvm1 (libvirt flavour) ready after %v", ready)
