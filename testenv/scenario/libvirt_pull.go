@@ -888,7 +888,8 @@ func (e vflagdEvent) about(g *l2) bool {
 	return slices.ContainsFunc(g.macs, func(m net.HardwareAddr) bool { return strings.EqualFold(e.mac, m.String()) })
 }
 
-// readEvents reads what `vflag --json events` wrote in the host.
+// readEvents reads what `vflag --json events` wrote in the host, in time
+// order.
 func readEvents(ctx context.Context, tb *testenv.Testbed, h string) ([]vflagdEvent, error) {
 	out, err := tb.MustExec(ctx, h, "cat "+eventsLog)
 	if err != nil {
@@ -904,6 +905,9 @@ func readEvents(ctx context.Context, tb *testenv.Testbed, h string) ([]vflagdEve
 		}
 		evs = append(evs, vflagdEvent{at: time.UnixMilli(ev.GetAtUnixMs()), vm: ev.GetVm(), mac: ev.GetMac(), text: ev.Summary()})
 	}
+	// The stream is in the order vflagd sent: a failover's event comes when
+	// it is over, after the announcements it made along the way.
+	slices.SortStableFunc(evs, func(a, b vflagdEvent) int { return a.at.Compare(b.at) })
 	return evs, sc.Err()
 }
 
