@@ -241,6 +241,10 @@ type Libvirt struct {
 	Enabled bool `yaml:"enabled"`
 	// URI is libvirt's connection URI (key uri; default qemu:///system).
 	URI string `yaml:"uri"`
+	// UnplugTimeout bounds how long a guest may take to let go of a VF
+	// on a hot-unplug (key unplug_timeout; default 1m). A guest that has
+	// not let go by then keeps its VF and the move is retried.
+	UnplugTimeout time.Duration `yaml:"unplug_timeout"`
 }
 
 // Metrics is the Prometheus listener.
@@ -264,7 +268,7 @@ func Default() Config {
 		HoldDown: 200 * time.Millisecond,
 		API:      API{Socket: "/run/vflag/vflag.sock"},
 		State:    Store{Path: "/var/lib/vflag/state.db"},
-		Libvirt:  Libvirt{Enabled: true, URI: "qemu:///system"},
+		Libvirt:  Libvirt{Enabled: true, URI: "qemu:///system", UnplugTimeout: time.Minute},
 	}
 }
 

@@ -36,7 +36,7 @@ func TestExample(t *testing.T) {
 			Generic: BackendBinary{Path: "/usr/lib/vflag/backends/vflag-backend-generic"},
 			MLX5:    BackendBinary{SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 		},
-		Libvirt: Libvirt{Enabled: true, URI: "qemu:///system"},
+		Libvirt: Libvirt{Enabled: true, URI: "qemu:///system", UnplugTimeout: 2 * time.Minute},
 	}
 	if c.File() != "testdata/vflag.yaml" {
 		t.Errorf("File() = %q", c.File())
@@ -163,11 +163,15 @@ func TestParseErrors(t *testing.T) {
 			want:  []string{`vflag.yaml:10: hold_down: expected a duration such as 200ms or 30s, got "200"`},
 		},
 		{
-			name:  "duration not positive",
-			pairs: []string{"hold_down: 200ms", "hold_down: 0s", "interval: 100ms", "interval: -5ms"},
+			name: "duration not positive",
+			pairs: []string{
+				"hold_down: 200ms", "hold_down: 0s", "interval: 100ms", "interval: -5ms",
+				"path: /var/lib/vflag/state.db", "path: /var/lib/vflag/state.db\nlibvirt:\n  unplug_timeout: -1s",
+			},
 			want: []string{
 				"vflag.yaml:9: announce.interval: -5ms is not positive",
 				"vflag.yaml:10: hold_down: 0s is not positive",
+				"vflag.yaml:18: libvirt.unplug_timeout: -1s is not positive",
 			},
 		},
 		{

@@ -99,6 +99,7 @@ func (c *Config) Validate() error {
 	}
 	positive("announce.interval", c.Announce.Interval)
 	positive("hold_down", c.HoldDown)
+	positive("libvirt.unplug_timeout", c.Libvirt.UnplugTimeout)
 	if !filepath.IsAbs(c.API.Socket) {
 		add("api.socket", "%q is not an absolute path", c.API.Socket)
 	}

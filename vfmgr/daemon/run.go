@@ -74,7 +74,7 @@ func Main(ctx context.Context, path string, log *slog.Logger) error {
 		if err := virt.Load(); err != nil {
 			log.Warn("libvirt is not installed: vflagd's libvirt side is off", "err", err)
 		} else {
-			lv = virt.New(virt.Options{URI: cfg.Libvirt.URI, Log: log})
+			lv = virt.New(virt.Options{URI: cfg.Libvirt.URI, UnplugTimeout: cfg.Libvirt.UnplugTimeout, Log: log})
 			opts.Domains = lv
 		}
 	}

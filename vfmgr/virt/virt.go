@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -170,6 +171,13 @@ func (c *Conn) Run(ctx context.Context, h Handler) error {
 					// Stopped and started again before we got here.
 					continue
 				}
+				c.mu.Lock()
+				for k := range c.unplugged {
+					if strings.HasPrefix(k, g.name+"/") {
+						delete(c.unplugged, k) // its interfaces went with it
+					}
+				}
+				c.mu.Unlock()
 				h.DomainGone(ctx, g.uuid, g.name, g.why)
 			case <-c.poke:
 				c.syncPools()
@@ -317,6 +325,18 @@ func (c *Conn) Unplug(ctx context.Context, a vfmgr.Allocation) error {
 	}
 	defer func() { _ = d.Free() }()
 	iface, pci, err := liveVF(d, a.MAC)
+	if errors.Is(err, errNoVF) {
+		c.mu.Lock()
+		_, earlier := c.unplugged[a.Key()]
+		c.mu.Unlock()
+		if earlier {
+			// An earlier Unplug timed out with the removal pending and the
+			// guest let go since: the VF is gone, the recorded interface
+			// is what Plug brings back.
+			c.log.Info("VF already hot-unplugged: the guest let go after an earlier request timed out", "domain", a.VM, "mac", a.MAC.String())
+			return nil
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("domain %s: %w", a.VM, err)
 	}
