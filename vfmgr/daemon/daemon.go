@@ -43,6 +43,14 @@ type BondConfig struct {
 // DefaultParallelMoves bounds the VMs re-homed at once in one failover.
 const DefaultParallelMoves = 8
 
+// DefaultRetryAfter is how long vflagd waits before it tries the moves
+// that failed twice (the event's and the Reconcile right after) once more;
+// each further failure doubles the wait, up to MaxRetryAfter.
+const (
+	DefaultRetryAfter = 30 * time.Second
+	MaxRetryAfter     = 5 * time.Minute
+)
+
 // Options configure a Daemon.
 type Options struct {
 	// Bonds are the managed bonds.
@@ -55,6 +63,9 @@ type Options struct {
 	// ParallelMoves is how many VMs one failover re-homes at once
 	// (default DefaultParallelMoves; 1 runs them in plan order).
 	ParallelMoves int
+	// RetryAfter is the first wait before moves that failed twice are
+	// tried again (default DefaultRetryAfter).
+	RetryAfter time.Duration
 	// Kernel, BondCtl, Store, VMs and Announcer are the seams.
 	Kernel    Kernel
 	BondCtl   Bonds
@@ -88,6 +99,9 @@ type Daemon struct {
 	mu    sync.Mutex
 	state vfmgr.State
 	later []vfmgr.Event
+	// retry is, by bond, the wait before the next retry of failed moves
+	// (absent: none failed since the last Reconcile that moved them all).
+	retry map[string]time.Duration
 	subs  map[chan *vflagpb.Event]struct{}
 	// caps are what each bond's NIC backend probed at start.
 	caps map[string]plugin.Capabilities
@@ -105,7 +119,10 @@ func New(opts Options) *Daemon {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{opts: opts, log: opts.Log, subs: map[chan *vflagpb.Event]struct{}{}}
+	if opts.RetryAfter <= 0 {
+		opts.RetryAfter = DefaultRetryAfter
+	}
+	return &Daemon{opts: opts, log: opts.Log, subs: map[chan *vflagpb.Event]struct{}{}, retry: map[string]time.Duration{}}
 }
 
 // Start takes the inventory of every managed bond, creates missing VFs,
@@ -439,6 +456,7 @@ func (d *Daemon) Run(ctx context.Context, msgs <-chan vfmgr.LinkMsg) error {
 			timer.Reset(time.Until(next))
 		}
 	}
+	arm(time.Time{}) // a retry Start scheduled
 	for {
 		select {
 		case <-ctx.Done():
@@ -488,6 +506,9 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 	d.checkRDMAAfter(ev)
 	if pl.Skip != nil {
 		d.log.Debug("event changes nothing", "bond", ev.Bond, "reason", pl.Skip)
+		if ev.Kind == vfmgr.Reconcile {
+			delete(d.retry, ev.Bond)
+		}
 		return
 	}
 	d.later = append(d.later, pl.Later...)
@@ -503,6 +524,9 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 		d.emit(&vflagpb.Event{Kind: "unplaceable", Bond: ev.Bond, Pf: u.VF.PF, Mac: u.MAC.String(), Message: u.Reason})
 	}
 	if len(pl.Moves) == 0 {
+		if ev.Kind == vfmgr.Reconcile {
+			delete(d.retry, ev.Bond)
+		}
 		d.state = d.state.Apply(pl)
 		d.emit(&vflagpb.Event{Kind: ev.Kind.String(), Bond: ev.Bond, Pf: ev.PF})
 		if nCarried > 0 {
@@ -515,10 +539,15 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 	// switches now, not after the software moves.
 	d.announce(carriedAnns)
 	moved := d.execute(ctx, pl)
-	if len(moved) < len(pl.Moves) && ev.Kind != vfmgr.Reconcile {
+	switch failed := len(moved) < len(pl.Moves); {
+	case failed && ev.Kind != vfmgr.Reconcile:
 		// Some VMs stayed: enforce the rules once more from the state as it
-		// is (once: a move that keeps failing waits for the next event).
+		// is, at once.
 		defer d.handle(ctx, vfmgr.Event{Kind: vfmgr.Reconcile, Bond: ev.Bond, At: time.Now()})
+	case failed:
+		d.retryLater(ev.Bond)
+	case ev.Kind == vfmgr.Reconcile:
+		delete(d.retry, ev.Bond)
 	}
 	took := time.Since(start)
 	d.opts.Metrics.failover(ev.Bond, took, len(moved))
@@ -532,6 +561,23 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 		Kind: "failover", Bond: ev.Bond, Pf: ev.PF, Moved: uint32(len(moved)), DurationMs: float64(took.Microseconds()) / 1000,
 		Message: msg,
 	})
+}
+
+// retryLater schedules a Reconcile of bond after the bond's retry wait,
+// and doubles the wait for the time after (a guest that let go of its VF
+// after the hot-unplug timed out would otherwise sit without one until
+// the bond's next event). d.mu is held.
+func (d *Daemon) retryLater(bond string) {
+	wait, ok := d.retry[bond]
+	if !ok {
+		wait = d.opts.RetryAfter
+	}
+	d.retry[bond] = min(2*wait, max(MaxRetryAfter, d.opts.RetryAfter))
+	if slices.ContainsFunc(d.later, func(ev vfmgr.Event) bool { return ev.Kind == vfmgr.Reconcile && ev.Bond == bond }) {
+		return
+	}
+	d.log.Warn("moves failed twice; trying again later", "bond", bond, "in", wait)
+	d.later = append(d.later, vfmgr.Event{Kind: vfmgr.Reconcile, Bond: bond, At: time.Now().Add(wait)})
 }
 
 // execute carries out a plan's moves: write-ahead intent, then per move

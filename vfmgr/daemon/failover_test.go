@@ -290,6 +290,53 @@ func TestPartialFailover(t *testing.T) {
 	}
 }
 
+// TestFailedMovesRetriedLater: a move that fails on the event and on the
+// Reconcile right after is tried again later without any new event, after
+// a wait that doubles while it keeps failing; once it goes through, the
+// VM is on the surviving PF.
+func TestFailedMovesRetriedLater(t *testing.T) {
+	h := running(t, setup{retryAfter: 100 * time.Millisecond})
+	h.attach(1, 0, true)
+	h.attach(2, 0, true)
+	h.drain()
+	h.vms.failOn("plug vm2 pf1")
+
+	// pf0 loses carrier; the bond's own message does not come.
+	began := time.Now()
+	h.kernel.setCarrier("pf0", false)
+	h.send(h.pfMsg("pf0"))
+	h.sync()
+	diff(t, "events", h.takeEvents(), lines(
+		"failover bond0 pf0 moved 1: carrier-lost: 1 moved, 1 failed",
+		"failover bond0 moved 0: reconcile: 0 moved, 1 failed",
+	))
+	// Still failing: the first retry, 100 ms on, fails too.
+	if got := h.nextEvent(t, 5*time.Second); got != "failover bond0 moved 0: reconcile: 0 moved, 1 failed" {
+		t.Fatalf("first retry: %q", got)
+	}
+	first := time.Since(began)
+	h.vms.heal()
+	// The second comes 200 ms after the first and moves vm2.
+	if got := h.nextEvent(t, 5*time.Second); got != "failover bond0 moved 1: reconcile: 1 moved, 0 failed" {
+		t.Fatalf("second retry: %q", got)
+	}
+	if second := time.Since(began); second-first < 150*time.Millisecond {
+		t.Errorf("second retry %v after the first, want about 200ms (the wait doubles)", second-first)
+	}
+	h.sync()
+	moved := lines(
+		"vm1/net0 52:54:00:00:00:01 vlan 0 on pf1 vf 0",
+		"vm2/net0 52:54:00:00:00:02 vlan 0 on pf1 vf 1",
+	)
+	diff(t, "VMs", h.tableText(), moved)
+	diff(t, "store", h.storeText(false), moved)
+	diff(t, "plugged", h.vms.pluggedText(), "vm1/net0 pf1 vf 0\nvm2/net0 pf1 vf 1\n")
+	// Nothing left to retry: no more events.
+	if ev := h.nextEvent(t, 500*time.Millisecond); ev != "" {
+		t.Errorf("after the move went through: %q", ev)
+	}
+}
+
 // TestFailoverIntentNotWritten checks that when the store cannot take a
 // failover's intent (full disk), nothing moves at first, the daemon still
 // knows the PF is down, and the Reconcile that follows moves the VMs.

@@ -49,6 +49,8 @@ type setup struct {
 	holdDown time.Duration
 	// parallel is Options.ParallelMoves (1 when zero: calls in plan order).
 	parallel int
+	// retryAfter is Options.RetryAfter (the default when zero).
+	retryAfter time.Duration
 	// rarp announces MACs without known addresses by RARP.
 	rarp bool
 	// flaky wraps the store so BeginMoves can be made to fail.
@@ -154,6 +156,7 @@ func newHarness(t testing.TB, s setup) *harness {
 		// One move at a time, so the recorded calls come in plan order
 		// (TestParallelMoves covers the default).
 		ParallelMoves: s.parallel,
+		RetryAfter:    s.retryAfter,
 		Kernel:        h.kernel,
 		BondCtl:       h.bonds,
 		Store:         ds,
@@ -443,6 +446,31 @@ func (h *harness) statusText() string {
 // announcements (they come from goroutines, in no fixed order; the
 // announcer's records tell what was announced): "failover bond0 pf0
 // moved 2: carrier-lost: 2 moved, 0 failed".
+// nextEvent waits up to d for the next event other than an announcement,
+// rendered as takeEvents does; "" when none came.
+func (h *harness) nextEvent(t *testing.T, d time.Duration) string {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case ev := <-h.events:
+			if ev.GetKind() == "announce" {
+				continue
+			}
+			s := ev.GetKind() + " " + ev.GetBond()
+			if ev.GetKind() == "failover" {
+				s += fmt.Sprintf(" moved %d", ev.GetMoved())
+			}
+			if ev.GetMessage() != "" {
+				s += ": " + ev.GetMessage()
+			}
+			return s
+		case <-deadline:
+			return ""
+		}
+	}
+}
+
 func (h *harness) takeEvents() string {
 	var out []string
 	for {
