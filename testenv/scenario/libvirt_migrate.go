@@ -24,6 +24,10 @@ const LibvirtMigrate = "migrate"
 // on the destination: TCG inside TCG.
 const migrateWait = 5 * time.Minute
 
+// migrateReachable bounds how long the client keeps probing for the guest
+// after its VF is back, when the guest has not answered yet.
+const migrateReachable = 90 * time.Second
+
 // LibvirtMigration is what the failover guest's migration showed; its
 // JSON is the probe report of the client's pings across it plus what
 // virsh, vflagd on both hosts and the guest said.
@@ -133,6 +137,13 @@ func migrateGuest(ctx context.Context, tb *testenv.Testbed, g *l2, from, to stri
 		}
 		if !back.IsZero() {
 			m.VFBackSeconds = back.Sub(t1).Round(100 * time.Millisecond).Seconds()
+		}
+		// The guest may still be silent: its pings came back 0.7 s before
+		// the VF in one run and more than 5 s after it in another (TCG in
+		// TCG). Probe on until it answers, within a bound; if it does not,
+		// the report says so.
+		if err := WaitReachable(ctx, tb, g.addr, migrateReachable); err != nil {
+			opts.Progress("%s not reachable after the migration: %v", g.name, err)
 		}
 		return sleep(ctx, opts.Before)
 	}()
