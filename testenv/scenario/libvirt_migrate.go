@@ -79,22 +79,16 @@ type LibvirtMigration struct {
 func (m LibvirtMigration) Summary() probe.Summary { return m.Timeline.Summarize() }
 
 // migrateGuest live-migrates the failover guest g from host from to host
-// to with virsh, the client pinging it from a few seconds before until a
-// few seconds after it has its VF again on to, and reads what both hosts
-// and the guest show afterwards. vflagd and the hook run in both hosts.
+// to with virsh, the client pinging it from a few seconds before until it
+// has its VF again on to and answers, and reads what both hosts and the
+// guest show afterwards. vflagd and the hook run in both hosts.
 func migrateGuest(ctx context.Context, tb *testenv.Testbed, g *l2, from, to string, opts LibvirtOptions) (*LibvirtMigration, error) {
 	m := &LibvirtMigration{Guest: g.name, From: from, To: to, Addr: g.addr.String(), MAC: g.macs[0].String(), VFBackSeconds: -1}
-	fromVFs, err := hostVFs(ctx, tb, from)
+	before, err := readHost(ctx, tb, from)
 	if err != nil {
 		return m, err
 	}
-	x, err := tb.Virsh(ctx, from, "dumpxml", g.name)
-	if err != nil {
-		return m, err
-	}
-	if m.Before, err = domainVFs(x, fromVFs); err != nil {
-		return m, fmt.Errorf("%s on %s: %w", g.name, from, err)
-	}
+	m.Before = before.nics[g.name]
 	if m.ToActive, _, err = bondPorts(ctx, tb, to); err != nil {
 		return m, err
 	}
@@ -159,26 +153,26 @@ func migrateGuest(ctx context.Context, tb *testenv.Testbed, g *l2, from, to stri
 	}
 
 	// What each host and the guest show.
-	toVFs, err := hostVFs(ctx, tb, to)
-	if err != nil {
-		return m, err
-	}
-	if x, err = tb.Virsh(ctx, to, "dumpxml", g.name); err != nil {
-		return m, err
-	}
-	if m.After, err = domainVFs(x, toVFs); err != nil {
-		return m, fmt.Errorf("%s on %s: %w", g.name, to, err)
-	}
 	out, err := tb.Virsh(ctx, from, "list", "--all", "--name")
 	if err != nil {
 		return m, err
 	}
 	m.FromDomains = nonEmptyLines(out)
-	if m.VflagVMsFrom, m.LeaksFrom, err = hostState(ctx, tb, from, g.name); err != nil {
+	src, err := readHost(ctx, tb, from)
+	if err != nil {
 		return m, err
 	}
-	if m.VflagVMsTo, m.LeaksTo, err = hostState(ctx, tb, to, g.name); err != nil {
+	dst, err := readHost(ctx, tb, to)
+	if err != nil {
 		return m, err
+	}
+	m.After = dst.nics[g.name]
+	m.VflagVMsFrom, m.VflagVMsTo = src.vmLines(g.name), dst.vmLines(g.name)
+	for _, l := range src.leaks {
+		m.LeaksFrom = append(m.LeaksFrom, from+": "+l)
+	}
+	for _, l := range dst.leaks {
+		m.LeaksTo = append(m.LeaksTo, to+": "+l)
 	}
 	// Best effort, and bounded: after a migration the guest's agent read
 	// nothing for 30 s to over 5 min (the guest answered pings all along).
@@ -215,47 +209,6 @@ func migrateGuest(ctx context.Context, tb *testenv.Testbed, g *l2, from, to stri
 	m.Timeline = tl
 	m.Report = probe.NewReport(tl)
 	return m, nil
-}
-
-// hostState is a guest's lines of vflag vms in a host, and the host's
-// leaks: VFs on vfio-pci that none of its domains holds, and vflagd
-// records of VFs their domain does not hold.
-func hostState(ctx context.Context, tb *testenv.Testbed, h, guest string) (lines, leaked []string, err error) {
-	vms, err := vflagVMs(ctx, tb, h)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, v := range vms {
-		if v.GetVm() == guest {
-			lines = append(lines, vmLine(v))
-		}
-	}
-	vfs, err := hostVFs(ctx, tb, h)
-	if err != nil {
-		return nil, nil, err
-	}
-	out, err := tb.Virsh(ctx, h, "list", "--name")
-	if err != nil {
-		return nil, nil, err
-	}
-	held := map[string]string{}
-	for _, d := range nonEmptyLines(out) {
-		x, err := tb.Virsh(ctx, h, "dumpxml", d)
-		if err != nil {
-			return nil, nil, err
-		}
-		nics, err := domainVFs(x, vfs)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s on %s: %w", d, h, err)
-		}
-		for _, n := range nics {
-			held[n.VF] = d
-		}
-	}
-	for _, l := range leaks(vfs, held, vms) {
-		leaked = append(leaked, h+": "+l)
-	}
-	return lines, leaked, nil
 }
 
 // lastLine is the last line of virsh's output, whose --verbose progress

@@ -467,38 +467,23 @@ func RunLibvirtPull(ctx context.Context, tb *testenv.Testbed, opts LibvirtOption
 	if out, err := tb.MustExec(ctx, h, `grep -E 'failover|unplaceable|cannot be moved|hotswap|re-hom|plug|detach|attach|libvirt|domain|moved|announce' /tmp/vflagd.log | tail -n 60; true`); err == nil {
 		run.VflagdLog = nonEmptyLines(out)
 	}
-	if run.VMsAfter, err = vflagVMs(ctx, tb, h); err != nil {
-		return run, err
-	}
 	if run.UsedAfter, err = usedVFs(ctx, tb, h); err != nil {
 		return run, err
 	}
-	if vfs, err = hostVFs(ctx, tb, h); err != nil {
+	after, err := readHost(ctx, tb, h)
+	if err != nil {
 		return run, err
 	}
-	held := map[string]string{} // VF PCI -> domain
+	run.VMsAfter, run.Leaks = after.vms, after.leaks
 	label := "pull " + run.Pulled + " (kept out)"
 	for i, gu := range guests {
 		r := &results[i]
 		if gu.netns {
-			r.After = netnsVFs(gu, vfs)
+			r.After = netnsVFs(gu, after.vfs)
 		} else {
-			x, err := tb.Virsh(ctx, h, "dumpxml", gu.name)
-			if err != nil {
-				return run, err
-			}
-			if r.After, err = domainVFs(x, vfs); err != nil {
-				return run, fmt.Errorf("%s: %w", gu.name, err)
-			}
-			for _, n := range r.After {
-				held[n.VF] = gu.name
-			}
+			r.After = after.nics[gu.name]
 		}
-		for _, v := range run.VMsAfter {
-			if v.GetVm() == gu.name {
-				r.VflagVMsAfter = append(r.VflagVMsAfter, vmLine(v))
-			}
-		}
+		r.VflagVMsAfter = after.vmLines(gu.name)
 		if out, err := gu.view(ctx, tb, h); err == nil {
 			r.GuestAfter = strings.TrimSpace(out)
 		} else {
@@ -529,7 +514,6 @@ func RunLibvirtPull(ctx context.Context, tb *testenv.Testbed, opts LibvirtOption
 			run.Events = append(run.Events, fmt.Sprintf("%+.1f ms %s", msSince(fault, at), ev.text))
 		}
 	}
-	run.Leaks = leaks(vfs, held, run.VMsAfter)
 	run.Results = results
 	phase("state after the pull read", began)
 
@@ -808,6 +792,60 @@ func pciString(a *libvirtxml.DomainAddressPCI) string {
 		return ""
 	}
 	return fmt.Sprintf("%04x:%02x:%02x.%x", *a.Domain, *a.Bus, *a.Slot, *a.Function)
+}
+
+// hostView is what a host shows of its VFs: the VFs, vflagd's table, the
+// VF interfaces of each running domain, and the leaks among them.
+type hostView struct {
+	vfs   map[string]hostVF
+	vms   []*vflagpb.VMInterface
+	nics  map[string][]LibvirtNIC // by running domain
+	leaks []string
+}
+
+// readHost reads host h's hostView.
+func readHost(ctx context.Context, tb *testenv.Testbed, h string) (hostView, error) {
+	var v hostView
+	var err error
+	if v.vms, err = vflagVMs(ctx, tb, h); err != nil {
+		return v, err
+	}
+	if v.vfs, err = hostVFs(ctx, tb, h); err != nil {
+		return v, err
+	}
+	out, err := tb.Virsh(ctx, h, "list", "--name")
+	if err != nil {
+		return v, err
+	}
+	v.nics = map[string][]LibvirtNIC{}
+	held := map[string]string{} // VF PCI -> domain
+	for _, d := range nonEmptyLines(out) {
+		x, err := tb.Virsh(ctx, h, "dumpxml", d)
+		if err != nil {
+			return v, err
+		}
+		nics, err := domainVFs(x, v.vfs)
+		if err != nil {
+			return v, fmt.Errorf("%s on %s: %w", d, h, err)
+		}
+		v.nics[d] = nics
+		for _, n := range nics {
+			held[n.VF] = d
+		}
+	}
+	v.leaks = leaks(v.vfs, held, v.vms)
+	return v, nil
+}
+
+// vmLines are the lines of vflag vms about guest.
+func (v hostView) vmLines(guest string) []string {
+	var out []string
+	for _, m := range v.vms {
+		if m.GetVm() == guest {
+			out = append(out, vmLine(m))
+		}
+	}
+	return out
 }
 
 // leaks returns the VFs on vfio-pci that no domain holds, and vflagd's
