@@ -504,11 +504,18 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 	pl := d.state.Plan(ev)
 	d.log.Info("bond event", "bond", ev.Bond, "event", ev.Kind.String(), "pf", ev.PF, "from", ev.From)
 	d.checkRDMAAfter(ev)
+	failed := false // some moves did not go through
+	if ev.Kind == vfmgr.Reconcile {
+		defer func() {
+			if failed {
+				d.retryLater(ev.Bond)
+			} else {
+				delete(d.retry, ev.Bond)
+			}
+		}()
+	}
 	if pl.Skip != nil {
 		d.log.Debug("event changes nothing", "bond", ev.Bond, "reason", pl.Skip)
-		if ev.Kind == vfmgr.Reconcile {
-			delete(d.retry, ev.Bond)
-		}
 		return
 	}
 	d.later = append(d.later, pl.Later...)
@@ -524,9 +531,6 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 		d.emit(&vflagpb.Event{Kind: "unplaceable", Bond: ev.Bond, Pf: u.VF.PF, Mac: u.MAC.String(), Message: u.Reason})
 	}
 	if len(pl.Moves) == 0 {
-		if ev.Kind == vfmgr.Reconcile {
-			delete(d.retry, ev.Bond)
-		}
 		d.state = d.state.Apply(pl)
 		d.emit(&vflagpb.Event{Kind: ev.Kind.String(), Bond: ev.Bond, Pf: ev.PF})
 		if nCarried > 0 {
@@ -539,15 +543,11 @@ func (d *Daemon) handle(ctx context.Context, ev vfmgr.Event) {
 	// switches now, not after the software moves.
 	d.announce(carriedAnns)
 	moved := d.execute(ctx, pl)
-	switch failed := len(moved) < len(pl.Moves); {
-	case failed && ev.Kind != vfmgr.Reconcile:
+	failed = len(moved) < len(pl.Moves)
+	if failed && ev.Kind != vfmgr.Reconcile {
 		// Some VMs stayed: enforce the rules once more from the state as it
-		// is, at once.
+		// is, at once; should that fail too, retryLater takes over.
 		defer d.handle(ctx, vfmgr.Event{Kind: vfmgr.Reconcile, Bond: ev.Bond, At: time.Now()})
-	case failed:
-		d.retryLater(ev.Bond)
-	case ev.Kind == vfmgr.Reconcile:
-		delete(d.retry, ev.Bond)
 	}
 	took := time.Since(start)
 	d.opts.Metrics.failover(ev.Bond, took, len(moved))
